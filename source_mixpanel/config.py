@@ -1,0 +1,148 @@
+"""Config validation with one human sentence per problem.
+
+Python because the manifest cannot say it: the CDK's PredicateValidator crashes, a custom validator's
+ValueError surfaces as a system_error, and a bad num_workers crashes before spec validation
+(../shared/airbyte-cdk-notes.md). This runs in the entry point before the source is built.
+"""
+
+import datetime
+import re
+from typing import Any, Mapping, Optional
+from urllib.parse import urlsplit
+
+import pytz
+
+REGIONS = ("US", "EU", "IN")
+SERVICE_ACCOUNT = "Service Account"
+PROJECT_SECRET = "Project Secret"
+
+_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(T(\d{2}):(\d{2}):(\d{2})Z)?$")
+
+
+class InvalidConfig(ValueError):
+    """A config problem, worded for the person who has to fix it."""
+
+
+def auth_method(config: Mapping[str, Any]) -> Optional[str]:
+    """Which credentials a config holds, reading the pre-4.x top-level shape too."""
+    credentials = config.get("credentials") or {}
+    if not isinstance(credentials, Mapping):
+        return None
+    title = credentials.get("option_title")
+    if title:
+        return title
+    if credentials.get("username") or credentials.get("secret"):
+        return SERVICE_ACCOUNT
+    if credentials.get("api_secret") or config.get("api_secret"):
+        return PROJECT_SECRET
+    return None
+
+
+def parse_day(name: str, value: Any) -> Optional[datetime.date]:
+    """A start_date/end_date as a day; None when unset."""
+    if value is None or value == "":
+        return None
+    match = _DATE.match(value) if isinstance(value, str) else None
+    try:
+        if match:
+            return datetime.date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:
+        pass
+    raise InvalidConfig(f'{name} "{value}" is not a date: use YYYY-MM-DD (or YYYY-MM-DDTHH:MM:SSZ).')
+
+
+def _whole_number(config: Mapping[str, Any], name: str, minimum: int, unit: str, maximum: Optional[int] = None) -> None:
+    value = config.get(name)
+    if value is None:
+        return
+    in_range = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    if in_range and (maximum is None or value <= maximum):
+        return
+    wanted = f"from {minimum} to {maximum}" if maximum is not None else f"{minimum} or more"
+    shown = f'"{value}"' if isinstance(value, str) else value
+    raise InvalidConfig(f"{name} {shown} is not a valid number of {unit}: use a whole number {wanted}.")
+
+
+def _credentials(config: Mapping[str, Any]) -> None:
+    credentials = config.get("credentials")
+    if credentials is not None and not isinstance(credentials, Mapping):
+        raise InvalidConfig("credentials must be an object: set a service account (username, secret, project_id) or a project secret (api_secret).")
+    credentials = credentials or {}
+    method = auth_method(config)
+    if method == SERVICE_ACCOUNT:
+        for field, where in (("username", "username"), ("secret", "secret")):
+            if not credentials.get(field):
+                raise InvalidConfig(
+                    f"credentials.{field} is empty: copy the service account's {where} from Mixpanel's Organization Settings > Service Accounts."
+                )
+        project_id = credentials.get("project_id", config.get("project_id"))
+        is_integer = isinstance(project_id, int) and not isinstance(project_id, bool)
+        if not (is_integer or (isinstance(project_id, str) and project_id.strip().isdigit())):
+            shown = "is missing" if project_id in (None, "") else f'"{project_id}" is not a project ID'
+            raise InvalidConfig(
+                f"credentials.project_id {shown}: a service account needs the integer project ID from Mixpanel's Project Settings > Overview."
+            )
+    elif method == PROJECT_SECRET:
+        if not (credentials.get("api_secret") or config.get("api_secret")):
+            raise InvalidConfig("credentials.api_secret is empty: copy the project secret from Mixpanel's Project Settings > Access Keys.")
+    elif method is None:
+        raise InvalidConfig("credentials are missing: set a service account (username, secret, project_id) or a project secret (api_secret).")
+    else:
+        raise InvalidConfig(f'credentials.option_title "{method}" is not an authentication method: use "{SERVICE_ACCOUNT}" or "{PROJECT_SECRET}".')
+
+
+def _base_url(config: Mapping[str, Any], name: str, example: str) -> None:
+    value = config.get(name)
+    if value in (None, ""):
+        return
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path in ("", "/")
+        valid = valid and not parts.query and not parts.fragment and (parts.port or 0) >= 0
+    except (ValueError, TypeError, AttributeError):  # not a string, or a port that is not a number
+        valid = False
+    if not valid:
+        raise InvalidConfig(f'{name} "{value}" is not a base URL: use a scheme, host and optional port only, e.g. {example}.')
+
+
+def validate_config(config: Mapping[str, Any]) -> None:
+    """Raise InvalidConfig with one sentence for the first problem found."""
+    _credentials(config)
+
+    start = parse_day("start_date", config.get("start_date"))
+    end = parse_day("end_date", config.get("end_date"))
+    if start and end and end < start:
+        raise InvalidConfig(f"end_date {end} is before start_date {start}: set an end_date on or after the start_date.")
+
+    timezone = config.get("project_timezone")
+    if timezone is not None:
+        try:
+            pytz.timezone(timezone)
+        except (pytz.UnknownTimeZoneError, AttributeError, TypeError):
+            raise InvalidConfig(
+                f'project_timezone "{timezone}" is not a known timezone: use the IANA name shown in Mixpanel\'s Project Settings, e.g. US/Pacific or UTC.'
+            ) from None
+
+    region = config.get("region")
+    if region is not None and region not in REGIONS:
+        raise InvalidConfig(f'region "{region}" is not a Mixpanel region: use US, EU or IN.')
+
+    _whole_number(config, "attribution_window", 0, "days")
+    _whole_number(config, "date_window_size", 1, "days")
+    _whole_number(config, "export_window_days", 1, "days")
+    _whole_number(config, "export_lookback_window", 0, "seconds")
+    _whole_number(config, "page_size", 1, "profiles per page")
+    _whole_number(config, "num_workers", 1, "workers", maximum=25)
+
+    if config.get("select_properties_by_default") is not None and not isinstance(config["select_properties_by_default"], bool):
+        raise InvalidConfig("select_properties_by_default must be true or false.")
+
+    events = config.get("export_events")
+    if events is not None and not (isinstance(events, list) and all(isinstance(e, str) and e for e in events)):
+        raise InvalidConfig('export_events must be a list of event names, e.g. ["Signed up", "Purchase"].')
+    where = config.get("export_where")
+    if where is not None and not isinstance(where, str):
+        raise InvalidConfig('export_where must be a Mixpanel expression in a string, e.g. properties["$browser"] == "Chrome".')
+
+    _base_url(config, "base_url", "https://eu.mixpanel.com")
+    _base_url(config, "export_base_url", "https://data-eu.mixpanel.com")

@@ -1,0 +1,90 @@
+"""The `source-mixpanel` command: validate the config, then hand the Airbyte command to the CDK."""
+
+import base64
+import json
+import sys
+from typing import Any, Iterable, List, Mapping, Optional
+
+from airbyte_cdk.entrypoint import AirbyteEntrypoint
+from airbyte_cdk.logger import PRINT_BUFFER
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_mixpanel.config import InvalidConfig, validate_config
+from source_mixpanel.source import SourceMixpanel
+
+
+def basic_auth_tokens(config: Mapping[str, Any]) -> List[str]:
+    """The base64 Authorization values these credentials produce: secrets as much as the plain ones."""
+    credentials = config.get("credentials") if isinstance(config.get("credentials"), Mapping) else {}
+    pairs = []
+    if credentials.get("username") and credentials.get("secret"):
+        pairs.append(f"{credentials['username']}:{credentials['secret']}")
+    api_secret = credentials.get("api_secret") or config.get("api_secret")
+    if api_secret:
+        pairs += [f"{api_secret}:", f"{api_secret}"]
+    return [base64.b64encode(str(pair).encode()).decode() for pair in pairs]
+
+
+class MixpanelEntrypoint(AirbyteEntrypoint):
+    """Masks the Basic Authorization value too: the CDK logs request headers under --debug and only masks plain secrets."""
+
+    @staticmethod
+    def set_up_secret_filter(config: Mapping[str, Any], connection_specification: Mapping[str, Any]) -> None:
+        AirbyteEntrypoint.set_up_secret_filter(config, connection_specification)
+        for token in basic_auth_tokens(config):
+            add_to_secrets(token)
+
+
+def _read_config(path: str) -> Mapping[str, Any]:
+    try:
+        with open(path) as file:
+            config = json.load(file)
+    except (OSError, ValueError):
+        raise InvalidConfig(f"The config file {path} could not be read as JSON: pass a JSON object with --config.") from None
+    if not isinstance(config, dict):
+        raise InvalidConfig(f"The config file {path} holds no JSON object: pass a JSON object with --config.")
+    return config
+
+
+def _config_error_messages(command: str, message: str) -> Iterable[str]:
+    error = AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
+    if command == "check":
+        yield AirbyteEntrypoint.airbyte_message_to_string(error.as_connection_status_message())
+    else:
+        yield AirbyteEntrypoint.airbyte_message_to_string(error.as_airbyte_message())
+
+
+def run(args: Optional[List[str]] = None) -> None:
+    args = sys.argv[1:] if args is None else args
+    parsed = AirbyteEntrypoint.parse_args(args)
+    config_path = getattr(parsed, "config", None)
+    config: Optional[Mapping[str, Any]] = None
+    if config_path:
+        try:
+            config = _read_config(config_path)
+            for token in basic_auth_tokens(config):
+                add_to_secrets(token)
+            validate_config(config)
+        except InvalidConfig as problem:
+            for line in _config_error_messages(parsed.command, str(problem)):
+                print(line)
+            sys.exit(0 if parsed.command == "check" else 1)
+
+    catalog_path = getattr(parsed, "catalog", None)
+    state_path = getattr(parsed, "state", None)
+    source = SourceMixpanel(
+        catalog=SourceMixpanel.read_catalog(catalog_path) if catalog_path else None,
+        config=config,
+        state=SourceMixpanel.read_state(state_path) if state_path else None,
+        config_path=config_path,
+    )
+    entrypoint = MixpanelEntrypoint(source)
+    with PRINT_BUFFER:
+        for message in entrypoint.run(parsed):
+            print(f"{message}\n", end="")
+
+
+if __name__ == "__main__":
+    run()

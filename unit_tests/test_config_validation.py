@@ -1,0 +1,93 @@
+"""Every config problem ends in one sentence that says what to change."""
+
+import pytest
+
+from source_mixpanel.config import InvalidConfig, validate_config
+
+SERVICE_ACCOUNT = {"option_title": "Service Account", "username": "reader", "secret": "s3cr3t-value", "project_id": 42}
+GOOD = {"credentials": SERVICE_ACCOUNT, "start_date": "2025-01-01"}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"start_date": "2025-13"}, 'start_date "2025-13" is not a date: use YYYY-MM-DD (or YYYY-MM-DDTHH:MM:SSZ).'),
+        ({"start_date": "2025-02-30"}, 'start_date "2025-02-30" is not a date: use YYYY-MM-DD (or YYYY-MM-DDTHH:MM:SSZ).'),
+        ({"end_date": "2025-1-5"}, 'end_date "2025-1-5" is not a date: use YYYY-MM-DD (or YYYY-MM-DDTHH:MM:SSZ).'),
+        ({"end_date": "2024-12-31"}, "end_date 2024-12-31 is before start_date 2025-01-01: set an end_date on or after the start_date."),
+        (
+            {"project_timezone": "Mars/Olympus"},
+            'project_timezone "Mars/Olympus" is not a known timezone: use the IANA name shown in Mixpanel\'s Project Settings, e.g. US/Pacific or UTC.',
+        ),
+        ({"region": "APAC"}, 'region "APAC" is not a Mixpanel region: use US, EU or IN.'),
+        ({"date_window_size": 0}, "date_window_size 0 is not a valid number of days: use a whole number 1 or more."),
+        ({"export_window_days": -2}, "export_window_days -2 is not a valid number of days: use a whole number 1 or more."),
+        ({"page_size": 0}, "page_size 0 is not a valid number of profiles per page: use a whole number 1 or more."),
+        ({"attribution_window": -1}, "attribution_window -1 is not a valid number of days: use a whole number 0 or more."),
+        ({"export_lookback_window": 1.5}, "export_lookback_window 1.5 is not a valid number of seconds: use a whole number 0 or more."),
+        ({"num_workers": "many"}, 'num_workers "many" is not a valid number of workers: use a whole number from 1 to 25.'),
+        ({"num_workers": 26}, "num_workers 26 is not a valid number of workers: use a whole number from 1 to 25."),
+        ({"num_workers": True}, "num_workers True is not a valid number of workers: use a whole number from 1 to 25."),
+        (
+            {"credentials": {**SERVICE_ACCOUNT, "project_id": "abc"}},
+            "credentials.project_id \"abc\" is not a project ID: a service account needs the integer project ID from Mixpanel's Project Settings > Overview.",
+        ),
+        (
+            {"credentials": {k: v for k, v in SERVICE_ACCOUNT.items() if k != "project_id"}},
+            "credentials.project_id is missing: a service account needs the integer project ID from Mixpanel's Project Settings > Overview.",
+        ),
+        (
+            {"credentials": {**SERVICE_ACCOUNT, "secret": ""}},
+            "credentials.secret is empty: copy the service account's secret from Mixpanel's Organization Settings > Service Accounts.",
+        ),
+        (
+            {"credentials": {"option_title": "Project Secret"}},
+            "credentials.api_secret is empty: copy the project secret from Mixpanel's Project Settings > Access Keys.",
+        ),
+        (
+            {"credentials": {"option_title": "OAuth"}},
+            'credentials.option_title "OAuth" is not an authentication method: use "Service Account" or "Project Secret".',
+        ),
+        (
+            {"credentials": None},
+            "credentials are missing: set a service account (username, secret, project_id) or a project secret (api_secret).",
+        ),
+        (
+            {"base_url": "eu.mixpanel.com"},
+            'base_url "eu.mixpanel.com" is not a base URL: use a scheme, host and optional port only, e.g. https://eu.mixpanel.com.',
+        ),
+        (
+            {"export_base_url": "https://data-eu.mixpanel.com/api/2.0"},
+            'export_base_url "https://data-eu.mixpanel.com/api/2.0" is not a base URL: use a scheme, host and optional port only, e.g. https://data-eu.mixpanel.com.',
+        ),
+        (
+            {"base_url": "http://127.0.0.1:port"},
+            'base_url "http://127.0.0.1:port" is not a base URL: use a scheme, host and optional port only, e.g. https://eu.mixpanel.com.',
+        ),
+        ({"export_events": "Signed up"}, 'export_events must be a list of event names, e.g. ["Signed up", "Purchase"].'),
+        ({"select_properties_by_default": "yes"}, "select_properties_by_default must be true or false."),
+    ],
+)
+def test_each_bad_config_gets_its_sentence(change, message):
+    with pytest.raises(InvalidConfig) as raised:
+        validate_config({**GOOD, **change})
+    assert str(raised.value) == message
+    assert SERVICE_ACCOUNT["secret"] not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        GOOD,
+        {"credentials": {**SERVICE_ACCOUNT, "project_id": "42"}},
+        {"credentials": {"username": "reader", "secret": "x", "project_id": 42}},  # option_title inferred
+        {"credentials": {"option_title": "Project Secret", "api_secret": "abc"}},
+        {"api_secret": "abc"},  # pre-4.x shape, migrated by the manifest
+        {"credentials": {"username": "reader", "secret": "x"}, "project_id": 42},  # 4.x before project_id moved
+        {**GOOD, "start_date": "2025-01-01T00:00:00Z", "end_date": "", "region": "IN", "project_timezone": "Europe/Berlin"},
+        {**GOOD, "base_url": "http://127.0.0.1:8123", "export_base_url": "https://data-eu.mixpanel.com/", "num_workers": 25},
+        {**GOOD, "export_events": ["Signed up"], "export_where": 'properties["$browser"] == "Chrome"', "attribution_window": 0},
+    ],
+)
+def test_good_configs_pass(config):
+    validate_config(config)
