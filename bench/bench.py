@@ -1,0 +1,545 @@
+#!/usr/bin/env python3
+"""Export throughput and memory benchmark for source-mixpanel, against the local simulator.
+
+Run A reads a range of days (100,000 events; --quick: 20,000) with the connector's own `read`
+command, exactly as a user would (stdout to a file), and compares it with a floor: one plain
+Python process that fetches the same days with `requests` and does stdlib json.loads + json.dumps
+per line. Run B reads one day of 1,000,000 events (--quick: 100,000) and reports the connector's
+peak RSS. Every figure comes from the child process's own rusage (os.wait4), so the CPU time
+counts every thread of the measured process and nothing of the simulator, which runs in a
+separate process.
+
+Bars from the issue: connector records/s >= 0.15 x floor records/s, and peak RSS <= 200 MB on
+the 1M-event day. A missed bar prints MISSED; only a correctness failure (wrong record count,
+missing or wrong final state, an error trace, a failed process) exits non-zero.
+
+    make bench                        # or: .venv/bin/python bench/bench.py
+    .venv/bin/python bench/bench.py --quick
+    .venv/bin/python bench/bench.py --profile     # also a profiled read, all threads
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import queue
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT_DIR = ROOT / "bench" / "out"
+SIMULATOR = ROOT / "integration_tests" / "simulator.py"
+sys.path.insert(0, str(ROOT))
+
+from integration_tests.simulator import PROJECT_ID, SA_SECRET, SA_USERNAME  # noqa: E402
+
+RATIO_BAR = 0.15
+RSS_BAR_MB = 200.0
+CONNECTOR_TIMEOUT_S = 1200
+
+MODES = {
+    # Run A: days x events per day; Run B: one day of this many events.
+    "full": {"a_days": 4, "a_per_day": 25_000, "b_per_day": 1_000_000},
+    "quick": {"a_days": 2, "a_per_day": 10_000, "b_per_day": 100_000},
+}
+
+
+class BenchFailure(Exception):
+    """A correctness check failed: the bench exits non-zero."""
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Processes and their rusage
+# ------------------------------------------------------------------------------------------------
+def run_measured(cmd, stdout_path: Path, stderr_path: Path, timeout: float, env=None) -> dict:
+    """Run cmd with stdout/stderr to files; return wall seconds and the child's own rusage."""
+    with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=str(ROOT), env=env)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4 ourselves; tell Popen
+    return {
+        "exit_code": proc.returncode,
+        "wall_s": wall,
+        "cpu_user_s": usage.ru_utime,
+        "cpu_sys_s": usage.ru_stime,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mb": usage.ru_maxrss / 1024.0,  # KB on Linux
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Simulator:
+    """integration_tests/simulator.py in its own process (its own GIL), stopped with SIGTERM."""
+
+    def __init__(self, events_per_day: int, first_day: dt.date, workdir: Path, name: str):
+        self.events_per_day = events_per_day
+        self.first_day = first_day
+        self.log_path = workdir / f"simulator-{name}.stderr"
+        self.proc = None
+        self.url = None
+
+    def start(self) -> "Simulator":
+        for _ in range(5):
+            port = free_port()
+            cmd = [sys.executable, str(SIMULATOR), "--port", str(port), "--events-per-day", str(self.events_per_day),
+                   "--first-event-day", self.first_day.isoformat(), "--cache-bodies"]
+            self._stderr = open(self.log_path, "ab")
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL,
+                                         cwd=str(ROOT), text=True)
+            lines: "queue.Queue[str]" = queue.Queue()
+            threading.Thread(target=lambda: lines.put(self.proc.stdout.readline()), daemon=True).start()
+            try:
+                line = lines.get(timeout=30)
+            except queue.Empty:
+                line = ""
+            prefix = "simulator listening on "
+            if line.startswith(prefix):
+                self.url = line[len(prefix):].strip()
+                return self
+            self.stop()  # most likely the port was taken meanwhile: try another
+        raise BenchFailure(f"the simulator did not start; see {self.log_path}: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None and self.proc.stdout:
+            self.proc.stdout.close()
+        if getattr(self, "_stderr", None):
+            self._stderr.close()
+        self.proc = None
+
+    def warm(self, days) -> float:
+        """Make the simulator build (and cache) each day's body, so no measured run pays for generating it."""
+        import requests
+
+        start = time.perf_counter()
+        for day in days:
+            # The cached body (plain and gzip) is built before the first byte is sent; close right away.
+            with requests.get(f"{self.url}/api/2.0/export", stream=True, timeout=600,
+                              params={"from_date": day.isoformat(), "to_date": day.isoformat(), "project_id": PROJECT_ID},
+                              auth=(SA_USERNAME, SA_SECRET)) as response:
+                if response.status_code != 200:
+                    raise BenchFailure(f"warming {day}: HTTP {response.status_code} {response.text[:300]}")
+        return time.perf_counter() - start
+
+
+# ------------------------------------------------------------------------------------------------
+# The connector
+# ------------------------------------------------------------------------------------------------
+def connector_command() -> str:
+    exe = Path(sys.executable).parent / "source-mixpanel"
+    if not exe.exists():
+        raise BenchFailure(f"{exe} not found: install the connector into this environment (make install)")
+    return str(exe)
+
+
+def prepare_connector(url: str, first: dt.date, last: dt.date, workdir: Path, name: str):
+    """Write the config and, from `discover`, a configured catalog of the export stream only."""
+    config = {
+        "credentials": {"option_title": "Service Account", "username": SA_USERNAME, "secret": SA_SECRET,
+                        "project_id": PROJECT_ID},
+        "base_url": url, "export_base_url": url, "project_timezone": "UTC",
+        "start_date": first.isoformat(), "end_date": last.isoformat(),
+    }
+    config_path = workdir / f"config-{name}.json"
+    config_path.write_text(json.dumps(config))
+    result = subprocess.run([connector_command(), "discover", "--config", str(config_path)], capture_output=True,
+                            text=True, timeout=300, cwd=str(ROOT), stdin=subprocess.DEVNULL)
+    stream = None
+    for line in result.stdout.splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if message.get("type") == "CATALOG":
+            stream = next((s for s in message["catalog"]["streams"] if s["name"] == "export"), None)
+    if result.returncode != 0 or stream is None:
+        raise BenchFailure(f"discover gave no export stream (exit {result.returncode}):\n"
+                           f"{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    catalog_path = workdir / f"catalog-{name}.json"
+    catalog_path.write_text(json.dumps({"streams": [
+        {"stream": stream, "sync_mode": "incremental", "destination_sync_mode": "append"}]}))
+    return config_path, catalog_path
+
+
+def check_connector_output(path: Path) -> dict:
+    """Count RECORD messages; find the last STATE, error traces and warnings. Fast path for records."""
+    records = 0
+    last_state = None
+    errors, warnings = [], 0
+    sample = None
+    other_streams = 0
+    record_prefix = b'{"type":"RECORD"'
+    with open(path, "rb") as file:
+        for line in file:
+            if line.startswith(record_prefix):
+                records += 1
+                if sample is None:
+                    sample = json.loads(line)
+                continue
+            if not line.strip():
+                continue
+            try:
+                message = json.loads(line)
+            except ValueError:
+                errors.append(f"not JSON on stdout: {line[:200]!r}")
+                continue
+            kind = message.get("type")
+            if kind == "RECORD":  # another key order than the fast path expects
+                records += 1
+                sample = sample or message
+            elif kind == "STATE":
+                last_state = message["state"]
+            elif kind == "TRACE" and message["trace"].get("type") == "ERROR":
+                errors.append("TRACE ERROR: " + json.dumps(message["trace"].get("error"))[:800])
+            elif kind == "LOG" and message["log"].get("level") in ("WARN", "WARNING", "ERROR", "FATAL"):
+                warnings += 1
+                if message["log"].get("level") in ("ERROR", "FATAL"):
+                    errors.append("LOG " + message["log"]["level"] + ": " + message["log"].get("message", "")[:800])
+    if sample is not None and sample.get("record", {}).get("stream") != "export":
+        other_streams += 1
+    return {"records": records, "last_state": last_state, "errors": errors, "warnings": warnings, "sample": sample,
+            "other_streams": other_streams}
+
+
+def read_connector(url: str, first: dt.date, last: dt.date, workdir: Path, name: str) -> dict:
+    config_path, catalog_path = prepare_connector(url, first, last, workdir, name)
+    out = workdir / f"connector-{name}.jsonl"
+    err = workdir / f"connector-{name}.stderr"
+    cmd = [connector_command(), "read", "--config", str(config_path), "--catalog", str(catalog_path)]
+    result = run_measured(cmd, out, err, CONNECTOR_TIMEOUT_S)
+    result["output"] = check_connector_output(out)
+    result["stderr_tail"] = err.read_text(errors="replace")[-2000:]
+    result["output_mb"] = out.stat().st_size / 1e6
+    out.unlink()  # the 1M-event output is ~1 GB: do not keep it around
+    return result
+
+
+# ------------------------------------------------------------------------------------------------
+# The floor: requests + stdlib json in one plain process
+# ------------------------------------------------------------------------------------------------
+FLOOR_SCRIPT = r'''
+import json, sys
+import requests
+
+url, days, out_path, user, secret, project_id = sys.argv[1], sys.argv[2].split(","), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+count = 0
+max_time = None
+session = requests.Session()
+session.auth = (user, secret)
+loads, dumps = json.loads, json.dumps
+with open(out_path, "w", encoding="utf-8") as out:
+    write = out.write
+    for day in days:  # one request per day, as the connector makes them
+        with session.get(url + "/api/2.0/export", stream=True, timeout=600,
+                         params={"from_date": day, "to_date": day, "project_id": project_id}) as response:
+            response.raise_for_status()
+            for line in response.iter_lines(chunk_size=65536):
+                if not line:
+                    continue
+                event = loads(line)
+                t = event["properties"]["time"]
+                if max_time is None or t > max_time:
+                    max_time = t
+                write(dumps(event))
+                write("\n")
+                count += 1
+print(json.dumps({"records": count, "max_time": max_time}))
+'''
+
+
+def read_floor(url: str, days, workdir: Path, name: str) -> dict:
+    script = workdir / "floor.py"
+    script.write_text(FLOOR_SCRIPT)
+    out = workdir / f"floor-{name}.jsonl"
+    summary = workdir / f"floor-{name}.summary"
+    err = workdir / f"floor-{name}.stderr"
+    cmd = [sys.executable, str(script), url, ",".join(d.isoformat() for d in days), str(out), SA_USERNAME, SA_SECRET,
+           str(PROJECT_ID)]
+    result = run_measured(cmd, summary, err, CONNECTOR_TIMEOUT_S)
+    if result["exit_code"] != 0:
+        raise BenchFailure(f"the floor failed (exit {result['exit_code']}): {err.read_text()[-2000:]}")
+    result.update(json.loads(summary.read_text()))
+    out.unlink()
+    return result
+
+
+# ------------------------------------------------------------------------------------------------
+# Checks and the report
+# ------------------------------------------------------------------------------------------------
+def verify(result: dict, expected_records: int, expected_state_time, last_day: dt.date, label: str) -> list:
+    """Correctness problems of one connector read (empty when it is right)."""
+    problems = []
+    output = result["output"]
+    if result["exit_code"] != 0:
+        problems.append(f"{label}: the connector exited {result['exit_code']}; stderr: {result['stderr_tail']}")
+    if output["records"] != expected_records:
+        problems.append(f"{label}: {output['records']} RECORD messages, expected {expected_records}")
+    if output["other_streams"]:
+        problems.append(f"{label}: records of a stream other than export")
+    problems += [f"{label}: {e}" for e in output["errors"]]
+    state = output["last_state"]
+    try:
+        state_time = state["stream"]["stream_state"]["time"]
+    except (TypeError, KeyError):
+        state_time = None
+    result["final_state_time"] = state_time
+    if state_time is None:
+        problems.append(f"{label}: no final STATE with stream_state.time (last STATE: {state})")
+    elif expected_state_time is not None and state_time != expected_state_time:
+        problems.append(f"{label}: final state time {state_time}, expected {expected_state_time} (the newest event)")
+    elif not state_time.startswith(last_day.isoformat()):
+        problems.append(f"{label}: final state time {state_time} is not on the last day {last_day}")
+    sample = output["sample"]
+    if sample is not None:
+        data = sample["record"]["data"]
+        if not isinstance(data.get("event"), str) or not isinstance(data.get("time"), str):
+            problems.append(f"{label}: a record without string event/time: {json.dumps(data)[:300]}")
+    return problems
+
+
+def iso_utc(epoch_seconds) -> str | None:
+    if epoch_seconds is None:
+        return None
+    return dt.datetime.fromtimestamp(epoch_seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rates(result: dict, records: int) -> dict:
+    result["records_per_s"] = records / result["wall_s"] if result["wall_s"] > 0 else 0.0
+    result["us_cpu_per_record"] = 1e6 * result["cpu_s"] / records if records else 0.0
+    return result
+
+
+def row(name: str, r: dict, records: int) -> str:
+    return (f"{name:<26} {records:>10,} {r['wall_s']:>8.2f} {r['records_per_s']:>11,.0f} {r['cpu_s']:>8.2f} "
+            f"{r['cpu_s'] / r['wall_s'] if r['wall_s'] else 0:>5.2f} {r['us_cpu_per_record']:>8.1f} {r['peak_rss_mb']:>9.1f}")
+
+
+# ------------------------------------------------------------------------------------------------
+# Optional profile: the connector in process, every thread under its own cProfile, merged
+# ------------------------------------------------------------------------------------------------
+PROFILE_SCRIPT = r'''
+import cProfile, pstats, sys, threading
+stats_path, text_path, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+profiles = []
+lock = threading.Lock()
+original_run = threading.Thread.run
+
+def profiled_run(self):
+    profile = cProfile.Profile()
+    with lock:
+        profiles.append((self, profile))
+    profile.enable()
+    try:
+        original_run(self)
+    finally:
+        profile.disable()
+
+threading.Thread.run = profiled_run
+main_profile = cProfile.Profile()
+main_profile.enable()
+try:
+    from source_mixpanel.run import run
+    run(argv)
+finally:
+    main_profile.disable()
+    merged = pstats.Stats(main_profile)
+    alive = 0
+    for thread, profile in profiles:
+        if thread.is_alive():
+            alive += 1
+        try:
+            merged.add(profile)
+        except Exception as exc:  # a profile with no data, or still running
+            print(f"profile of {thread.name} skipped: {exc}", file=sys.stderr)
+    merged.dump_stats(stats_path)
+    with open(text_path, "w") as out:
+        out.write(f"threads profiled: {len(profiles)} (+ main), still alive at the end: {alive}\n")
+        for key in ("tottime", "cumulative"):
+            out.write(f"\n==== by {key} ====\n")
+            pstats.Stats(stats_path, stream=out).sort_stats(key).print_stats(45)
+'''
+
+
+def profile_read(url: str, first: dt.date, last: dt.date, workdir: Path) -> Path:
+    config_path, catalog_path = prepare_connector(url, first, last, workdir, "profile")
+    script = workdir / "profile_driver.py"
+    script.write_text(PROFILE_SCRIPT)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    stats_path, text_path = OUT_DIR / "profile.pstats", OUT_DIR / "profile.txt"
+    cmd = [sys.executable, str(script), str(stats_path), str(text_path),
+           "read", "--config", str(config_path), "--catalog", str(catalog_path)]
+    out, err = workdir / "connector-profile.jsonl", workdir / "connector-profile.stderr"
+    result = run_measured(cmd, out, err, CONNECTOR_TIMEOUT_S)
+    records = check_connector_output(out)["records"]
+    log(f"profiled read: exit {result['exit_code']}, {records:,} records in {result['wall_s']:.1f}s "
+        f"(slowed by the profiler), {result['cpu_s']:.1f} CPU s")
+    if not text_path.exists():
+        log(f"the profile was not written: {err.read_text(errors='replace')[-1500:]}")
+    return text_path
+
+
+# ------------------------------------------------------------------------------------------------
+# Main
+# ------------------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke run (20,000 events; a 100,000-event big day)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile a Run A read (all threads) into bench/out/profile.txt")
+    args = parser.parse_args(argv)
+    mode = "quick" if args.quick else "full"
+    sizes = MODES[mode]
+    bench_start = time.perf_counter()
+
+    today = dt.datetime.now(dt.timezone.utc).date()
+    a_last = today - dt.timedelta(days=7)
+    a_first = a_last - dt.timedelta(days=sizes["a_days"] - 1)
+    a_days = [a_first + dt.timedelta(days=i) for i in range(sizes["a_days"])]
+    a_expected = sizes["a_days"] * sizes["a_per_day"]
+    b_day = a_last
+    b_expected = sizes["b_per_day"]
+
+    log(f"mode: {mode} (python {platform.python_version()}, {os.cpu_count()} CPUs, connector {connector_command()})")
+    log(f"Run A: {a_first}..{a_last}, {sizes['a_days']} days x {sizes['a_per_day']:,} = {a_expected:,} events; "
+        f"Run B: {b_day}, {b_expected:,} events")
+
+    problems: list = []
+    results: dict = {"mode": mode, "date_utc": today.isoformat(), "python": platform.python_version(),
+                     "cpus": os.cpu_count(), "bars": {"ratio_min": RATIO_BAR, "big_day_peak_rss_mb_max": RSS_BAR_MB}}
+    profile_text = None
+    simulators = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="mixpanel-bench-") as tmp:
+            workdir = Path(tmp)
+
+            # ---- Run A: connector vs floor on the same days
+            sim_a = Simulator(sizes["a_per_day"], a_first, workdir, "a")
+            simulators.append(sim_a)
+            sim_a.start()
+            log(f"simulator A at {sim_a.url}; warmed {len(a_days)} day bodies in {sim_a.warm(a_days):.1f}s")
+            log("Run A: connector read ...")
+            conn_a = read_connector(sim_a.url, a_first, a_last, workdir, "a")
+            log("Run A: floor (requests + json.loads/json.dumps) ...")
+            floor_a = read_floor(sim_a.url, a_days, workdir, "a")
+            if floor_a["records"] != a_expected:
+                problems.append(f"Run A floor: {floor_a['records']} lines, expected {a_expected}")
+            problems += verify(conn_a, a_expected, iso_utc(floor_a["max_time"]), a_last, "Run A")
+            rates(conn_a, conn_a["output"]["records"])
+            rates(floor_a, floor_a["records"])
+            ratio = conn_a["records_per_s"] / floor_a["records_per_s"] if floor_a["records_per_s"] else 0.0
+
+            if args.profile:
+                log("profiling a Run A read (all threads) ...")
+                profile_text = profile_read(sim_a.url, a_first, a_last, workdir)
+            sim_a.stop()
+
+            # ---- Run B: one big day
+            sim_b = Simulator(b_expected, b_day, workdir, "b")
+            simulators.append(sim_b)
+            sim_b.start()
+            log(f"simulator B at {sim_b.url}; warmed the {b_expected:,}-event day in {sim_b.warm([b_day]):.1f}s")
+            log("Run B: connector read ...")
+            conn_b = read_connector(sim_b.url, b_day, b_day, workdir, "b")
+            log("Run B: floor ...")
+            floor_b = read_floor(sim_b.url, [b_day], workdir, "b")
+            if floor_b["records"] != b_expected:
+                problems.append(f"Run B floor: {floor_b['records']} lines, expected {b_expected}")
+            problems += verify(conn_b, b_expected, iso_utc(floor_b["max_time"]), b_day, "Run B")
+            rates(conn_b, conn_b["output"]["records"])
+            rates(floor_b, floor_b["records"])
+            ratio_b = conn_b["records_per_s"] / floor_b["records_per_s"] if floor_b["records_per_s"] else 0.0
+            sim_b.stop()
+    finally:
+        for sim in simulators:
+            sim.stop()
+
+    total_s = time.perf_counter() - bench_start
+    # ---- Report
+    print()
+    print(f"source-mixpanel export benchmark ({mode} mode)")
+    print(f"{'run':<26} {'records':>10} {'wall s':>8} {'records/s':>11} {'CPU s':>8} {'cores':>5} "
+          f"{'us CPU/r':>8} {'peak RSS':>9}")
+    print(row(f"A connector ({sizes['a_days']} days)", conn_a, conn_a["output"]["records"]))
+    print(row("A floor (requests+json)", floor_a, floor_a["records"]))
+    print(row("B connector (1 big day)", conn_b, conn_b["output"]["records"]))
+    print(row("B floor (requests+json)", floor_b, floor_b["records"]))
+    print("(peak RSS in MB; CPU = user+sys of the process, all threads; wall includes process start-up)")
+    print(f"Run A ratio connector/floor records/s: {ratio:.3f}; Run B ratio: {ratio_b:.3f}")
+    print(f"connector output: A {conn_a['output_mb']:.0f} MB, B {conn_b['output_mb']:.0f} MB; "
+          f"final states A {conn_a.get('final_state_time')}, B {conn_b.get('final_state_time')}; "
+          f"warning logs A {conn_a['output']['warnings']}, B {conn_b['output']['warnings']}")
+    if profile_text is not None:
+        print(f"profile: {profile_text}")
+    print(f"bench took {total_s:.0f}s")
+
+    def strip(r: dict) -> dict:
+        r = dict(r)
+        output = r.pop("output", None)
+        r.pop("stderr_tail", None)
+        if output is not None:
+            r["records"] = output["records"]
+            r["warning_logs"] = output["warnings"]
+        return r
+
+    ratio_ok = ratio >= RATIO_BAR
+    rss_ok = conn_b["peak_rss_mb"] <= RSS_BAR_MB
+    results.update({
+        "run_a": {"first_day": a_first.isoformat(), "last_day": a_last.isoformat(), "expected_records": a_expected,
+                  "connector": strip(conn_a), "floor": strip(floor_a), "ratio": ratio},
+        "run_b": {"day": b_day.isoformat(), "expected_records": b_expected, "connector": strip(conn_b),
+                  "floor": strip(floor_b), "ratio": ratio_b},
+        "ratio": ratio, "ratio_ok": ratio_ok,
+        "big_day_peak_rss_mb": conn_b["peak_rss_mb"], "big_day_records_per_s": conn_b["records_per_s"], "rss_ok": rss_ok,
+        "correct": not problems, "problems": problems, "bench_seconds": total_s,
+    })
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"figures written to {OUT_DIR / 'results.json'}")
+
+    big = "1M-day" if mode == "full" else f"{b_expected // 1000}k-day"
+    print(f"bench ({mode}): ratio {ratio:.2f} (>= {RATIO_BAR} {'ok' if ratio_ok else 'MISSED'}), "
+          f"{big} peak RSS {conn_b['peak_rss_mb']:.0f} MB (<= {RSS_BAR_MB:.0f} MB {'ok' if rss_ok else 'MISSED'}), "
+          f"{big} {conn_b['records_per_s']:,.0f} records/s")
+    if problems:
+        print("CORRECTNESS FAILED:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchFailure as failure:
+        print(f"bench: FAILED: {failure}", file=sys.stderr)
+        sys.exit(1)

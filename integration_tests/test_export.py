@@ -1,0 +1,195 @@
+"""The export stream through the real command: exact records, windows, state, filters and faults."""
+
+import datetime as dt
+import json
+import time
+from collections import Counter
+
+import jsonschema
+import pytest
+
+from integration_tests.conftest import configured_catalog, run_connector, service_account_config
+from integration_tests.simulator import MixpanelSimulator
+
+FIRST_PROPERTIES = ("time", "distinct_id", "$insert_id", "mp_processing_time_ms")
+
+
+def column_map(discovered):
+    """The naming rule, written out independently of the connector: known fields first, then sorted."""
+    columns, taken = {}, {"event"}
+    for raw in [n for n in FIRST_PROPERTIES if n in discovered] + sorted(set(discovered) - set(FIRST_PROPERTIES)):
+        column = raw[1:] if raw.startswith("$") else raw
+        while column.lower() in taken:
+            column = "_" + column
+        taken.add(column.lower())
+        columns[raw] = column
+    return columns
+
+
+def expected_records(sim, first, last, events=None, keep_undiscovered=True):
+    columns = column_map(sim.event_property_names())
+    records = []
+    for event in sim.export_truth(first, last, events):
+        record = {"event": event["event"]}
+        for name, value in event["properties"].items():
+            if name in columns:
+                record[columns[name]] = value
+            elif keep_undiscovered:
+                record[name.lstrip("$")] = value
+        record["time"] = dt.datetime.fromtimestamp(event["properties"]["time"], dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # The CDK's message serializer omits top-level nulls (README, "Export"); nested nulls stay.
+        records.append({name: value for name, value in record.items() if value is not None})
+    return records
+
+
+def by_insert_id(records):
+    return sorted(records, key=lambda r: (r["insert_id"], json.dumps(r, sort_keys=True)))
+
+
+def read_export(tmp_path, config, state=None, sync_mode="incremental"):
+    discovered = run_connector(tmp_path, "discover", config)
+    (catalog_message,) = discovered.of_type("CATALOG")
+    catalog = configured_catalog(catalog_message["catalog"], ["export"], sync_mode)
+    run = run_connector(tmp_path, "read", config, catalog=catalog, state=state)
+    return run, catalog["streams"][0]["stream"]["json_schema"]
+
+
+def export_requests(sim):
+    return [(r["params"]["from_date"], r["params"]["to_date"]) for r in sim.requests_to("/api/2.0/export")]
+
+
+def days(first, count):
+    start = dt.date.fromisoformat(first)
+    return [(start + dt.timedelta(days=i)).isoformat() for i in range(count)]
+
+
+def test_twenty_days_arrive_exact_and_typed_in_twenty_requests(tmp_path, sim):
+    config = service_account_config(sim, start_date="2025-03-01", end_date="2025-03-20")
+    run, schema = read_export(tmp_path, config)
+    assert run.returncode == 0, run.stderr
+    records = run.records_of("export")
+    assert by_insert_id(records) == by_insert_id(expected_records(sim, "2025-03-01", "2025-03-20"))
+    assert len(records) == 20 * sim.events_per_day
+    assert sorted(export_requests(sim)) == [(day, day) for day in days("2025-03-01", 20)]
+    assert run.stream_statuses("export")[-1] == "COMPLETE"
+    for record in records:
+        jsonschema.validate(record, schema)
+    # Types are Mixpanel's: booleans, numbers, lists, objects and nulls come through as such.
+    kinds = {type(value).__name__ for record in records for value in record.values()}
+    assert {"bool", "int", "float", "list", "dict", "str"} <= kinds
+    # One state per window; the last one is the newest event time.
+    states = [s["stream"]["stream_state"]["time"] for s in run.states]
+    assert len(states) >= 20 and states[-1] == max(r["time"] for r in records)
+
+
+def test_names_collide_apart_through_one_rename_map(tmp_path, sim):
+    config = service_account_config(sim, start_date="2025-03-01", end_date="2025-03-03")
+    run, schema = read_export(tmp_path, config)
+    records = run.records_of("export")
+    assert {"username", "_userName", "insert_id", "browser"} <= set(schema["properties"])
+    assert not any("userName" in r or "$username" in r or "$browser" in r for r in records)
+    truth = {e["properties"]["$insert_id"]: e["properties"] for e in sim.export_truth("2025-03-01", "2025-03-03")}
+    both = [r for r in records if "username" in r and "_userName" in r]
+    assert both, "the simulator serves events carrying both colliding names"
+    for record in records:
+        raw = truth[record["insert_id"]]
+        assert record.get("username") == raw.get("$username") and record.get("_userName") == raw.get("userName")
+
+
+def test_a_year_takes_at_most_sixty_requests(tmp_path):
+    with MixpanelSimulator(events_per_day=2, first_event_day="2024-01-01") as small:
+        config = service_account_config(small, start_date="2024-06-01", end_date="2025-05-31")
+        run, _ = read_export(tmp_path, config)
+        requests = export_requests(small)
+        assert len(requests) <= 60 and len(requests) == 53  # 365 days in 7-day windows
+        assert len(run.records_of("export")) == 365 * 2
+        covered = sorted(requests)
+        assert covered[0][0] == "2024-06-01" and covered[-1][1] == "2025-05-31"
+
+
+def test_explicit_window_wins(tmp_path, sim):
+    config = service_account_config(sim, start_date="2025-03-01", end_date="2025-03-10", export_window_days=4)
+    read_export(tmp_path, config)
+    assert sorted(export_requests(sim)) == [("2025-03-01", "2025-03-04"), ("2025-03-05", "2025-03-08"), ("2025-03-09", "2025-03-10")]
+
+
+@pytest.mark.parametrize(
+    "saved, lookback_seconds, first_day",
+    [
+        ({"time": "2025-03-10T23:31:11Z"}, 0, "2025-03-10"),  # a 4.x state
+        ({"time": "2025-03-10"}, 0, "2025-03-10"),
+        ({"time": "2025-03-10T23:31:11Z"}, 3600, "2025-03-09"),  # an hour rounds up to a day
+        ({"time": "2025-03-10T23:31:11Z"}, 2 * 86400, "2025-03-08"),
+    ],
+)
+def test_resume_starts_at_the_saved_day_minus_the_lookback(tmp_path, sim, saved, lookback_seconds, first_day):
+    config = service_account_config(sim, start_date="2025-03-01", end_date="2025-03-14", export_lookback_window=lookback_seconds)
+    state = [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "export"}, "stream_state": saved}}]
+    run, _ = read_export(tmp_path, config, state=state)
+    requests = sorted(export_requests(sim))
+    assert requests[0][0] == first_day and requests[-1][1] == "2025-03-14"
+    assert [a for a, b in requests] == days(first_day, len(requests))  # day windows, none straddling two days
+    assert by_insert_id(run.records_of("export")) == by_insert_id(expected_records(sim, first_day, "2025-03-14"))
+
+
+def test_our_own_state_resumes_at_its_day(tmp_path, sim):
+    config = service_account_config(sim, start_date="2025-03-01", end_date="2025-03-05")
+    first, _ = read_export(tmp_path, config)
+    saved = first.of_type("STATE")[-1]["state"]
+    sim.reset_log()
+    config["end_date"] = "2025-03-07"
+    read_export(tmp_path, config, state=[saved])
+    assert sorted(export_requests(sim)) == [(d, d) for d in days("2025-03-05", 3)]
+
+
+def test_filters_reach_the_request(tmp_path, sim):
+    where = 'properties["$browser"] == "Chrome"'
+    config = service_account_config(sim, start_date="2025-03-01", end_date="2025-03-02", export_events=["Signed up", "Purchase"], export_where=where)
+    run, _ = read_export(tmp_path, config)
+    for request in sim.requests_to("/api/2.0/export"):
+        assert json.loads(request["params"]["event"]) == ["Signed up", "Purchase"]
+        assert request["params"]["where"] == where
+    records = run.records_of("export")
+    assert records and {r["event"] for r in records} <= {"Signed up", "Purchase"}
+    assert by_insert_id(records) == by_insert_id(expected_records(sim, "2025-03-01", "2025-03-02", ["Signed up", "Purchase"]))
+
+
+def test_undiscovered_properties_are_dropped_when_not_selected_by_default(tmp_path, sim):
+    config = service_account_config(sim, start_date="2025-03-01", end_date="2025-03-10", select_properties_by_default=False)
+    run, schema = read_export(tmp_path, config)
+    records = run.records_of("export")
+    assert schema["additionalProperties"] is False
+    assert any("$rare_prop" in e["properties"] for e in sim.export_truth("2025-03-01", "2025-03-10"))
+    assert by_insert_id(records) == by_insert_id(expected_records(sim, "2025-03-01", "2025-03-10", keep_undiscovered=False))
+    for record in records:
+        jsonschema.validate(record, schema)
+    assert sum("'$rare_prop'" in log for log in run.logs) == 1
+
+
+def test_undiscovered_properties_are_kept_by_default(tmp_path, sim):
+    run, schema = read_export(tmp_path, service_account_config(sim, start_date="2025-03-01", end_date="2025-03-10"))
+    assert schema["additionalProperties"] is True and "rare_prop" not in schema["properties"]
+    assert sum("rare_prop" in r for r in run.records_of("export")) == sum(
+        "$rare_prop" in e["properties"] for e in sim.export_truth("2025-03-01", "2025-03-10")
+    ) > 0
+
+
+@pytest.mark.parametrize("fault", ["split_lines", "terminated_early", "cut", "5xx", "stall"])
+def test_each_fault_still_delivers_every_record_exactly_once(tmp_path, sim, fault):
+    sim.configure(faults=[fault], stall_seconds=8)
+    try:
+        config = service_account_config(sim, start_date="2025-04-01", end_date="2025-04-03", export_read_timeout=2)
+        run, _ = read_export(tmp_path, config)
+    finally:
+        sim.configure(faults=[])
+    assert run.stream_statuses("export")[-1] == "COMPLETE", run.stdout[-2000:]
+    records = run.records_of("export")
+    expected = expected_records(sim, "2025-04-01", "2025-04-03")
+    assert by_insert_id(records) == by_insert_id(expected)
+    assert max(Counter(r["insert_id"] for r in records).values()) == 1
+    attempts = Counter((r["params"]["from_date"], r["attempt"]) for r in sim.requests_to("/api/2.0/export"))
+    retried = fault != "split_lines"  # a split record is rejoined, not re-requested
+    for day in days("2025-04-01", 3):
+        assert attempts[(day, 1)] == 1 and attempts[(day, 2)] == (1 if retried else 0)
+    if retried:
+        assert any("requesting the whole range again" in log or "Retrying" in log for log in run.logs)
