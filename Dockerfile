@@ -1,0 +1,13 @@
+# The connector image: `docker run source-mixpanel read --config ... --catalog ...`.
+# BASE_IMAGE is overridable for builds without registry access (see ../shared/airbyte-cdk-notes.md).
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
+
+WORKDIR /airbyte/integration_code
+COPY pyproject.toml README.md manifest.yaml ./
+COPY source_mixpanel ./source_mixpanel
+RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir . && rm -rf /airbyte/integration_code/*
+
+ENV PATH="/opt/venv/bin:${PATH}"
+ENV AIRBYTE_ENTRYPOINT="source-mixpanel"
+ENTRYPOINT ["source-mixpanel"]
