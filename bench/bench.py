@@ -230,8 +230,7 @@ def check_connector_output(path: Path) -> dict:
             "other_streams": other_streams}
 
 
-def read_connector(url: str, first: dt.date, last: dt.date, workdir: Path, name: str) -> dict:
-    config_path, catalog_path = prepare_connector(url, first, last, workdir, name)
+def read_connector(config_path: Path, catalog_path: Path, workdir: Path, name: str) -> dict:
     out = workdir / f"connector-{name}.jsonl"
     err = workdir / f"connector-{name}.stderr"
     cmd = [connector_command(), "read", "--config", str(config_path), "--catalog", str(catalog_path)]
@@ -338,6 +337,16 @@ def rates(result: dict, records: int) -> dict:
     return result
 
 
+def median_run(runs: list) -> dict:
+    """The run with the median records/s (the lower middle one for an even count); keeps all for the JSON."""
+    ordered = sorted(runs, key=lambda r: r["records_per_s"])
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    chosen["repeats"] = len(runs)
+    chosen["records_per_s_all"] = [r["records_per_s"] for r in runs]
+    chosen["peak_rss_mb_max"] = max(r["peak_rss_mb"] for r in runs)
+    return chosen
+
+
 def row(name: str, r: dict, records: int) -> str:
     return (f"{name:<26} {records:>10,} {r['wall_s']:>8.2f} {r['records_per_s']:>11,.0f} {r['cpu_s']:>8.2f} "
             f"{r['cpu_s'] / r['wall_s'] if r['wall_s'] else 0:>5.2f} {r['us_cpu_per_record']:>8.1f} {r['peak_rss_mb']:>9.1f}")
@@ -347,14 +356,16 @@ def row(name: str, r: dict, records: int) -> str:
 # Optional profile: the connector in process, every thread under its own cProfile, merged
 # ------------------------------------------------------------------------------------------------
 PROFILE_SCRIPT = r'''
-import cProfile, pstats, sys, threading
+import cProfile, pstats, sys, threading, time
+# time.thread_time: each profile counts the CPU of its own thread, so blocking waits (queue gets,
+# socket reads) do not show up as cost and the merged figures add up to the process's CPU.
 stats_path, text_path, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
 profiles = []
 lock = threading.Lock()
 original_run = threading.Thread.run
 
 def profiled_run(self):
-    profile = cProfile.Profile()
+    profile = cProfile.Profile(time.thread_time)
     with lock:
         profiles.append((self, profile))
     profile.enable()
@@ -364,7 +375,7 @@ def profiled_run(self):
         profile.disable()
 
 threading.Thread.run = profiled_run
-main_profile = cProfile.Profile()
+main_profile = cProfile.Profile(time.thread_time)
 main_profile.enable()
 try:
     from source_mixpanel.run import run
@@ -382,7 +393,8 @@ finally:
             print(f"profile of {thread.name} skipped: {exc}", file=sys.stderr)
     merged.dump_stats(stats_path)
     with open(text_path, "w") as out:
-        out.write(f"threads profiled: {len(profiles)} (+ main), still alive at the end: {alive}\n")
+        out.write(f"threads profiled: {len(profiles)} (+ main), still alive at the end: {alive}; "
+                  "times are per-thread CPU seconds (time.thread_time), merged\n")
         for key in ("tottime", "cumulative"):
             out.write(f"\n==== by {key} ====\n")
             pstats.Stats(stats_path, stream=out).sort_stats(key).print_stats(45)
@@ -413,11 +425,14 @@ def profile_read(url: str, first: dt.date, last: dt.date, workdir: Path) -> Path
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run (20,000 events; a 100,000-event big day)")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="Run A repeats, median reported (default 3; --quick: 1)")
     parser.add_argument("--profile", action="store_true",
                         help="also profile a Run A read (all threads) into bench/out/profile.txt")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     sizes = MODES[mode]
+    repeat = max(1, args.repeat if args.repeat is not None else (1 if args.quick else 3))
     bench_start = time.perf_counter()
 
     today = dt.datetime.now(dt.timezone.utc).date()
@@ -428,7 +443,7 @@ def main(argv=None) -> int:
     b_day = a_last
     b_expected = sizes["b_per_day"]
 
-    log(f"mode: {mode} (python {platform.python_version()}, {os.cpu_count()} CPUs, connector {connector_command()})")
+    log(f"mode: {mode}, Run A x{repeat} (python {platform.python_version()}, {os.cpu_count()} CPUs, connector {connector_command()})")
     log(f"Run A: {a_first}..{a_last}, {sizes['a_days']} days x {sizes['a_per_day']:,} = {a_expected:,} events; "
         f"Run B: {b_day}, {b_expected:,} events")
 
@@ -441,21 +456,28 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory(prefix="mixpanel-bench-") as tmp:
             workdir = Path(tmp)
 
-            # ---- Run A: connector vs floor on the same days
+            # ---- Run A: connector vs floor on the same days, alternated, median of the repeats
             sim_a = Simulator(sizes["a_per_day"], a_first, workdir, "a")
             simulators.append(sim_a)
             sim_a.start()
             log(f"simulator A at {sim_a.url}; warmed {len(a_days)} day bodies in {sim_a.warm(a_days):.1f}s")
-            log("Run A: connector read ...")
-            conn_a = read_connector(sim_a.url, a_first, a_last, workdir, "a")
-            log("Run A: floor (requests + json.loads/json.dumps) ...")
-            floor_a = read_floor(sim_a.url, a_days, workdir, "a")
-            if floor_a["records"] != a_expected:
-                problems.append(f"Run A floor: {floor_a['records']} lines, expected {a_expected}")
-            problems += verify(conn_a, a_expected, iso_utc(floor_a["max_time"]), a_last, "Run A")
-            rates(conn_a, conn_a["output"]["records"])
-            rates(floor_a, floor_a["records"])
+            paths_a = prepare_connector(sim_a.url, a_first, a_last, workdir, "a")
+            conn_runs, floor_runs = [], []
+            for rep in range(repeat):
+                log(f"Run A {rep + 1}/{repeat}: connector read ...")
+                conn = read_connector(*paths_a, workdir, f"a{rep}")
+                log(f"Run A {rep + 1}/{repeat}: floor (requests + json.loads/json.dumps) ...")
+                floor = read_floor(sim_a.url, a_days, workdir, f"a{rep}")
+                if floor["records"] != a_expected:
+                    problems.append(f"Run A floor: {floor['records']} lines, expected {a_expected}")
+                problems += verify(conn, a_expected, iso_utc(floor["max_time"]), a_last, f"Run A {rep + 1}")
+                conn_runs.append(rates(conn, conn["output"]["records"]))
+                floor_runs.append(rates(floor, floor["records"]))
+                log(f"Run A {rep + 1}/{repeat}: connector {conn['records_per_s']:,.0f} records/s, "
+                    f"floor {floor['records_per_s']:,.0f} records/s")
+            conn_a, floor_a = median_run(conn_runs), median_run(floor_runs)
             ratio = conn_a["records_per_s"] / floor_a["records_per_s"] if floor_a["records_per_s"] else 0.0
+            ratios = [c["records_per_s"] / f["records_per_s"] for c, f in zip(conn_runs, floor_runs)]
 
             if args.profile:
                 log("profiling a Run A read (all threads) ...")
@@ -468,7 +490,7 @@ def main(argv=None) -> int:
             sim_b.start()
             log(f"simulator B at {sim_b.url}; warmed the {b_expected:,}-event day in {sim_b.warm([b_day]):.1f}s")
             log("Run B: connector read ...")
-            conn_b = read_connector(sim_b.url, b_day, b_day, workdir, "b")
+            conn_b = read_connector(*prepare_connector(sim_b.url, b_day, b_day, workdir, "b"), workdir, "b")
             log("Run B: floor ...")
             floor_b = read_floor(sim_b.url, [b_day], workdir, "b")
             if floor_b["records"] != b_expected:
@@ -493,7 +515,12 @@ def main(argv=None) -> int:
     print(row("B connector (1 big day)", conn_b, conn_b["output"]["records"]))
     print(row("B floor (requests+json)", floor_b, floor_b["records"]))
     print("(peak RSS in MB; CPU = user+sys of the process, all threads; wall includes process start-up)")
-    print(f"Run A ratio connector/floor records/s: {ratio:.3f}; Run B ratio: {ratio_b:.3f}")
+    print("(Run A rows: the median of {} alternated repeats by records/s)".format(repeat))
+    if repeat > 1:
+        print("Run A records/s per repeat: connector " + ", ".join(f"{r['records_per_s']:,.0f}" for r in conn_runs)
+              + "; floor " + ", ".join(f"{r['records_per_s']:,.0f}" for r in floor_runs)
+              + "; ratios " + ", ".join(f"{x:.3f}" for x in ratios))
+    print(f"Run A ratio connector/floor records/s (medians): {ratio:.3f}; Run B ratio: {ratio_b:.3f}")
     print(f"connector output: A {conn_a['output_mb']:.0f} MB, B {conn_b['output_mb']:.0f} MB; "
           f"final states A {conn_a.get('final_state_time')}, B {conn_b.get('final_state_time')}; "
           f"warning logs A {conn_a['output']['warnings']}, B {conn_b['output']['warnings']}")
@@ -514,7 +541,8 @@ def main(argv=None) -> int:
     rss_ok = conn_b["peak_rss_mb"] <= RSS_BAR_MB
     results.update({
         "run_a": {"first_day": a_first.isoformat(), "last_day": a_last.isoformat(), "expected_records": a_expected,
-                  "connector": strip(conn_a), "floor": strip(floor_a), "ratio": ratio},
+                  "connector": strip(conn_a), "floor": strip(floor_a), "ratio": ratio, "ratio_per_repeat": ratios,
+                  "connector_runs": [strip(r) for r in conn_runs], "floor_runs": [strip(r) for r in floor_runs]},
         "run_b": {"day": b_day.isoformat(), "expected_records": b_expected, "connector": strip(conn_b),
                   "floor": strip(floor_b), "ratio": ratio_b},
         "ratio": ratio, "ratio_ok": ratio_ok,

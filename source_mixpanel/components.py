@@ -6,7 +6,7 @@ import tempfile
 import threading
 import time
 from dataclasses import InitVar, dataclass, field
-from typing import IO, Any, Dict, Generator, List, Mapping, MutableMapping, Optional, Union
+from typing import IO, Any, Dict, Generator, List, Mapping, MutableMapping, Optional, Tuple, Union
 
 import orjson
 import requests
@@ -15,6 +15,7 @@ from airbyte_cdk.sources.declarative.decoders.decoder import Decoder
 from airbyte_cdk.sources.declarative.requesters.http_requester import HttpRequester
 from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigration
 from airbyte_cdk.sources.declarative.schema.schema_loader import SchemaLoader
+from airbyte_cdk.sources.declarative.transformations.transformation import RecordTransformation
 from airbyte_cdk.sources.streams.http.error_handlers import ErrorHandler
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
@@ -28,15 +29,6 @@ logger = logging.getLogger("airbyte")
 MAX_LINES_PER_RECORD = 64
 SPOOL_ATTRIBUTE = "_mixpanel_export_spool"
 
-# Export fields whose type Mixpanel fixes; every other property is declared without a type.
-EXPORT_KNOWN_FIELDS: Dict[str, dict] = {
-    "event": {"type": "string"},
-    "time": {"type": "string", "format": "date-time", "airbyte_type": "timestamp_with_timezone"},
-    "distinct_id": {"type": "string"},
-    "insert_id": {"type": "string"},
-    "mp_processing_time_ms": {"type": "integer"},
-}
-EXPORT_FIRST_PROPERTIES = ("time", "distinct_id", "$insert_id", "mp_processing_time_ms")
 
 
 def parse_record_lines(lines: List[bytes]) -> Optional[Any]:
@@ -140,42 +132,73 @@ def _export_range(response: requests.Response) -> str:
     return f"{query.get('from_date', '?')}..{query.get('to_date', '?')}"
 
 
-_property_names_cache: Dict[str, List[str]] = {}
-_property_names_lock = threading.Lock()
+_discovery_cache: Dict[Tuple[str, str], Any] = {}
+_discovery_lock = threading.Lock()
 
 
-def discovered_event_properties(requester: HttpRequester, config: Mapping[str, Any]) -> List[str]:
-    """Event property names from events/properties/top, asked once per sync (schema and records share it)."""
-    key = json.dumps(config, sort_keys=True, default=str)
-    with _property_names_lock:
-        if key not in _property_names_cache:
+def discover(kind: str, requester: HttpRequester, config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The answer of a property discovery endpoint, asked once per run (the schema and the records share it)."""
+    key = (kind, json.dumps(config, sort_keys=True, default=str))
+    with _discovery_lock:
+        if key not in _discovery_cache:
             response = requester.send_request()
-            _property_names_cache[key] = sorted(response.json()) if response is not None else []
-        return _property_names_cache[key]
+            _discovery_cache[key] = response.json() if response is not None else {}
+        return _discovery_cache[key]
 
 
-def export_property_names(requester: HttpRequester, config: Mapping[str, Any]) -> PropertyNames:
+# How each stream family reads its discovery answer: the names, and Mixpanel's type of each when it says.
+PROPERTY_DISCOVERY = {
+    # events/properties/top: {"$browser": {"count": 6}, ...}, names only.
+    "event": lambda answer: {name: None for name in answer},
+    # engage/properties: {"results": {"$browser": {"count": 124, "type": "string"}, ...}}.
+    "profile": lambda answer: {name: (info or {}).get("type") for name, info in (answer.get("results") or {}).items()},
+}
+FIRST_PROPERTIES = {"event": ("time", "distinct_id", "$insert_id", "mp_processing_time_ms"), "profile": ()}
+RESERVED_COLUMNS = {"event": ("event",), "profile": ("distinct_id", "cohort_id")}
+
+# Mixpanel's profile property types as JSON schema; "unknown" (and anything new) gets no type restriction.
+MIXPANEL_TYPES: Dict[str, dict] = {
+    "string": {"type": ["null", "string"]},
+    "number": {"type": ["null", "number"]},
+    "boolean": {"type": ["null", "boolean"]},
+    # Mixpanel writes profile datetimes without an offset.
+    "datetime": {"type": ["null", "string"], "format": "date-time", "airbyte_type": "timestamp_without_timezone"},
+    "list": {"type": ["null", "array"]},
+    "object": {"type": ["null", "object"]},
+}
+
+
+def property_names(kind: str, requester: HttpRequester, config: Mapping[str, Any]) -> PropertyNames:
     return PropertyNames(
-        discovered_event_properties(requester, config),
-        first=EXPORT_FIRST_PROPERTIES,
-        reserved=("event",),
+        PROPERTY_DISCOVERY[kind](discover(kind, requester, config)),
+        first=FIRST_PROPERTIES[kind],
+        reserved=RESERVED_COLUMNS[kind],
         keep_undiscovered=config.get("select_properties_by_default", True) is not False,
-        what="event property",
+        what=f"{kind} property",
     )
 
 
 @dataclass
-class ExportSchemaLoader(SchemaLoader):
-    """The export schema from events/properties/top: Python because the columns come from the rename map."""
+class DiscoveredSchemaLoader(SchemaLoader):
+    """A schema from Mixpanel's property discovery: Python because the columns come from the rename map.
+
+    `fields` (from the manifest) types the fields the stream itself promises; discovered properties get
+    Mixpanel's type where it tells one, and no type restriction where it does not.
+    """
 
     config: Mapping[str, Any]
     properties_requester: HttpRequester
+    kind: str
     parameters: InitVar[Mapping[str, Any]]
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
     def get_json_schema(self) -> Mapping[str, Any]:
-        names = export_property_names(self.properties_requester, self.config)
-        properties: Dict[str, dict] = {column: {} for column in names.discovered.values()}
-        properties.update(EXPORT_KNOWN_FIELDS)
+        types = PROPERTY_DISCOVERY[self.kind](discover(self.kind, self.properties_requester, self.config))
+        names = property_names(self.kind, self.properties_requester, self.config)
+        properties: Dict[str, Any] = {
+            column: dict(MIXPANEL_TYPES.get(types.get(raw), {})) for raw, column in names.discovered.items()
+        }
+        properties.update(self.fields)
         return {
             "$schema": "http://json-schema.org/draft-07/schema#",
             "type": "object",
@@ -209,7 +232,7 @@ class ExportDecoder(Decoder):
                 failure_type=FailureType.system_error,
             )
         if self._names is None:
-            self._names = export_property_names(self.properties_requester, self.config)
+            self._names = property_names("event", self.properties_requester, self.config)
         try:
             yield from self._records(spool, response)
         finally:
@@ -247,3 +270,31 @@ class ExportDecoder(Decoder):
                 internal_message=f"unparseable export lines starting: {pending[0][:200]!r}",
                 failure_type=FailureType.system_error,
             )
+
+
+# --------------------------------------------------------------------------------------------- profiles
+
+
+@dataclass
+class ProfileShape(RecordTransformation):
+    """Flattens an engage profile to one record: `$properties` to the top level through the rename map.
+
+    Python because the manifest's flattening cannot keep names that collide apart (see PropertyNames).
+    """
+
+    config: Mapping[str, Any]
+    properties_requester: HttpRequester
+    parameters: InitVar[Mapping[str, Any]]
+    _names: Optional[PropertyNames] = field(init=False, default=None)
+
+    def transform(self, record: Dict[str, Any], config: Optional[Mapping[str, Any]] = None,
+                  stream_state: Optional[Mapping[str, Any]] = None, stream_slice: Optional[Any] = None) -> None:
+        if self._names is None:
+            self._names = property_names("profile", self.properties_requester, self.config)
+        column = self._names.column
+        properties = record.pop("$properties", None) or {}
+        record["distinct_id"] = record.pop("$distinct_id", None)
+        for name, value in properties.items():
+            target = column(name)
+            if target is not None:
+                record[target] = value
