@@ -110,6 +110,7 @@ def sim():
 @pytest.fixture(autouse=True)
 def _fresh_log(request):
     """Each test reads only its own requests; switches a test flips are its own to reset."""
-    if "sim" in request.fixturenames:
-        request.getfixturevalue("sim").reset_log()
+    for name in request.fixturenames:
+        if name in ("sim", "capped"):
+            request.getfixturevalue(name).reset_log()
     yield
