@@ -161,3 +161,16 @@ def test_bad_config_is_one_config_error_everywhere(tmp_path, sim, change, messag
     (status,) = run.of_type("CONNECTION_STATUS")
     assert status["connectionStatus"]["status"] == "FAILED" and status["connectionStatus"]["message"].startswith(message)
     assert sim.requests == []  # validation happens before any request
+
+
+def test_discover_works_on_a_plan_that_refuses_property_discovery(tmp_path, sim):
+    sim.plan_refuses = {"all_query"}
+    try:
+        run = run_connector(tmp_path, "discover", service_account_config(sim))
+    finally:
+        sim.plan_refuses = set()
+    (catalog,) = run.of_type("CATALOG")
+    schemas = {s["name"]: s["json_schema"] for s in catalog["catalog"]["streams"]}
+    assert sorted(schemas) == ["annotations", "cohort_members", "cohorts", "engage", "export", "funnels", "revenue"]
+    assert set(schemas["export"]["properties"]) == {"event", "time", "distinct_id", "insert_id", "mp_processing_time_ms"}
+    assert set(schemas["engage"]["properties"]) == {"distinct_id"}

@@ -2,16 +2,19 @@
 
 import json
 import logging
+import re
 import tempfile
 import threading
 import time
 from dataclasses import InitVar, dataclass, field
-from typing import IO, Any, Dict, Generator, List, Mapping, MutableMapping, Optional, Tuple, Union
+from typing import IO, Any, Dict, Generator, Iterable, List, Mapping, MutableMapping, Optional, Tuple, Union
 
 import orjson
 import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.decoders.decoder import Decoder
+from airbyte_cdk.sources.declarative.decoders.json_decoder import JsonDecoder
+from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
 from airbyte_cdk.sources.declarative.requesters.http_requester import HttpRequester
 from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigration
 from airbyte_cdk.sources.declarative.schema.schema_loader import SchemaLoader
@@ -28,6 +31,7 @@ logger = logging.getLogger("airbyte")
 # The longest run of lines one record may span when text values hold raw line breaks.
 MAX_LINES_PER_RECORD = 64
 SPOOL_ATTRIBUTE = "_mixpanel_export_spool"
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 
@@ -142,7 +146,8 @@ def discover(kind: str, requester: HttpRequester, config: Mapping[str, Any]) -> 
     with _discovery_lock:
         if key not in _discovery_cache:
             response = requester.send_request()
-            _discovery_cache[key] = response.json() if response is not None else {}
+            ok = response is not None and response.status_code == 200
+            _discovery_cache[key] = response.json() if ok else {}
         return _discovery_cache[key]
 
 
@@ -270,6 +275,57 @@ class ExportDecoder(Decoder):
                 internal_message=f"unparseable export lines starting: {pending[0][:200]!r}",
                 failure_type=FailureType.system_error,
             )
+
+
+# ---------------------------------------------------------------------------------------------- reports
+
+
+@dataclass
+class DateKeyedExtractor(RecordExtractor):
+    """One record per day from an object keyed by date (funnels `data`, revenue `results`).
+
+    Python because the manifest's extractors cannot turn an object's keys into a field. Keys that are not
+    days, such as revenue's `$overall`, are totals rather than days and are skipped.
+    """
+
+    field_path: List[str]
+    config: Mapping[str, Any]
+    parameters: InitVar[Mapping[str, Any]]
+    decoder: Decoder = field(default_factory=lambda: JsonDecoder(parameters={}))
+
+    def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[str, Any]]:
+        for body in self.decoder.decode(response):
+            by_day = body
+            for key in self.field_path:
+                by_day = (by_day or {}).get(key)
+            for day, values in (by_day or {}).items():
+                if _DAY.match(day):
+                    yield {"date": day, **(values or {})}
+
+
+@dataclass
+class FunnelStatePartitions(StateMigration):
+    """Keys a 4.x funnels state the way the CDK keys funnel partitions, so each funnel resumes where it was.
+
+    Python because the manifest's only state migration (LegacyToPerPartitionStateMigration) does not
+    convert the 4.x string ids ({"funnel_id": "7"}) into the CDK's ({"funnel_id": 7, "parent_slice": {}}).
+    """
+
+    parameters: InitVar[Mapping[str, Any]] = None
+
+    def should_migrate(self, stream_state: Mapping[str, Any]) -> bool:
+        return any(self._key(entry.get("partition") or {}) != entry.get("partition") for entry in stream_state.get("states") or [])
+
+    def migrate(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
+        states = [{**entry, "partition": self._key(entry.get("partition") or {})} for entry in stream_state["states"]]
+        return {**stream_state, "states": states}
+
+    @staticmethod
+    def _key(partition: Mapping[str, Any]) -> Mapping[str, Any]:
+        funnel_id = partition.get("funnel_id")
+        if isinstance(funnel_id, str) and funnel_id.isdigit():
+            funnel_id = int(funnel_id)
+        return {"funnel_id": funnel_id, "parent_slice": partition.get("parent_slice") or {}}
 
 
 # --------------------------------------------------------------------------------------------- profiles
