@@ -5,9 +5,10 @@ import json
 import sys
 from typing import Any, Iterable, List, Mapping, Optional
 
+import orjson
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
 from airbyte_cdk.logger import PRINT_BUFFER
-from airbyte_cdk.models import FailureType
+from airbyte_cdk.models import AirbyteMessage, FailureType, Type
 from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
@@ -35,6 +36,27 @@ class MixpanelEntrypoint(AirbyteEntrypoint):
         AirbyteEntrypoint.set_up_secret_filter(config, connection_specification)
         for token in basic_auth_tokens(config):
             add_to_secrets(token)
+
+
+_cdk_message_to_string = AirbyteEntrypoint.airbyte_message_to_string
+
+
+def message_to_string(message: AirbyteMessage) -> str:
+    """Writes a RECORD with its nulls: the CDK's serializer omits top-level nulls, and null is one of Mixpanel's JSON types.
+
+    Installed over AirbyteEntrypoint.airbyte_message_to_string, which the CDK calls by that class name,
+    so a subclass cannot override it. Every other message, and a record with metadata, goes the CDK's way.
+    """
+    record = message.record
+    if message.type != Type.RECORD or record.meta is not None or record.file_reference is not None:
+        return _cdk_message_to_string(message)
+    body = {"stream": record.stream, "data": record.data, "emitted_at": record.emitted_at}
+    if record.namespace is not None:
+        body["namespace"] = record.namespace
+    try:
+        return orjson.dumps({"type": "RECORD", "record": body}).decode()
+    except TypeError:  # e.g. an integer beyond 64 bits, which orjson refuses and json writes exactly
+        return json.dumps({"type": "RECORD", "record": body}, ensure_ascii=False)
 
 
 def _read_config(path: str) -> Mapping[str, Any]:
@@ -80,6 +102,7 @@ def run(args: Optional[List[str]] = None) -> None:
         state=SourceMixpanel.read_state(state_path) if state_path else None,
         config_path=config_path,
     )
+    AirbyteEntrypoint.airbyte_message_to_string = staticmethod(message_to_string)
     entrypoint = MixpanelEntrypoint(source)
     with PRINT_BUFFER:
         for message in entrypoint.run(parsed):
