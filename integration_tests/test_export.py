@@ -173,7 +173,7 @@ def test_undiscovered_properties_are_kept_by_default(tmp_path, sim):
     ) > 0
 
 
-@pytest.mark.parametrize("fault", ["split_lines", "terminated_early", "cut", "5xx", "stall"])
+@pytest.mark.parametrize("fault", ["split_lines", "terminated_early", "cut", "5xx", "429", "stall"])
 def test_each_fault_still_delivers_every_record_exactly_once(tmp_path, sim, fault):
     sim.configure(faults=[fault], stall_seconds=8)
     try:
@@ -192,3 +192,17 @@ def test_each_fault_still_delivers_every_record_exactly_once(tmp_path, sim, faul
         assert attempts[(day, 1)] == 1 and attempts[(day, 2)] == (1 if retried else 0)
     if retried:
         assert any("requesting the whole range again" in log or "Retrying" in log for log in run.logs)
+
+
+def test_a_timezone_ahead_of_the_project_ends_in_a_config_error(tmp_path, sim):
+    today = dt.date.today()
+    sim.today = (today - dt.timedelta(days=1)).isoformat()  # the project's "today" is behind the config's
+    try:
+        config = service_account_config(sim, start_date=(today - dt.timedelta(days=1)).isoformat())
+        run, _ = read_export(tmp_path, config)
+    finally:
+        sim.today = None
+    assert run.stream_statuses("export")[-1] == "INCOMPLETE" and run.returncode != 0
+    (error,) = [e for e in run.errors if "project_timezone" in e["message"]]
+    assert error["failure_type"] == "config_error"
+    assert len([r for r in sim.requests_to("/api/2.0/export") if r["status"] == 400]) == 1  # not retried
