@@ -2,7 +2,6 @@
 
 import datetime as dt
 import json
-import time
 from collections import Counter
 
 import jsonschema

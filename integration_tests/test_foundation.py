@@ -2,14 +2,11 @@
 
 import base64
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import jsonschema
 import pytest
 
-from integration_tests.conftest import CONNECTOR, project_secret_config, run_connector, service_account_config
+from integration_tests.conftest import project_secret_config, run_connector, service_account_config
 from integration_tests.simulator import API_SECRET, PROJECT_ID, SA_SECRET, SA_USERNAME
 
 # Saved configs of the 4.x connector, as Airbyte stores them.
