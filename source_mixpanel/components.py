@@ -34,7 +34,6 @@ SPOOL_ATTRIBUTE = "_mixpanel_export_spool"
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-
 def parse_record_lines(lines: List[bytes]) -> Optional[Any]:
     """One JSON value from one line, or from lines a raw line break split; None when they do not parse."""
     if len(lines) == 1:
@@ -82,7 +81,6 @@ class ResumeAtStartOfDay(StateMigration):
 
     def migrate(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
         return {**stream_state, "time": f"{stream_state['time'][:10]}T00:00:00Z"}
-
 
 
 @dataclass
