@@ -3,13 +3,20 @@
 import json
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional
 
 import pytest
 
-from integration_tests.simulator import API_SECRET, PROJECT_ID, SA_SECRET, SA_USERNAME, MixpanelSimulator
+from integration_tests.simulator import (
+    API_SECRET,
+    PROJECT_ID,
+    SA_SECRET,
+    SA_USERNAME,
+    MixpanelSimulator,
+)
 
 CONNECTOR = str(Path(sys.executable).parent / "source-mixpanel")
 
@@ -99,6 +106,30 @@ def configured_catalog(discovered: dict, streams: List[str], sync_mode: str = "f
             mode = sync_mode if sync_mode in stream["supported_sync_modes"] else "full_refresh"
             chosen.append({"stream": stream, "sync_mode": mode, "destination_sync_mode": "append"})
     return {"streams": chosen}
+
+
+@contextmanager
+def switched(simulator: MixpanelSimulator, **settings: Any):
+    """Flips simulator switches for one block, and puts them back however the block ends."""
+    before = {name: getattr(simulator, name) for name in settings}
+    simulator.configure(**settings)
+    try:
+        yield simulator
+    finally:
+        simulator.configure(**before)
+
+
+def column_map(names, first=(), reserved=()):
+    """The naming rule, written out independently of the connector: `first` names, then the rest sorted;
+    `$` dropped; a name colliding case-insensitively with an earlier one (or a reserved one) gets `_`."""
+    columns, taken = {}, {name.lower() for name in reserved}
+    for raw in [n for n in first if n in names] + sorted(set(names) - set(first)):
+        column = raw[1:] if raw.startswith("$") else raw
+        while column.lower() in taken:
+            column = "_" + column
+        taken.add(column.lower())
+        columns[raw] = column
+    return columns
 
 
 @pytest.fixture(scope="module")

@@ -7,26 +7,20 @@ from collections import Counter
 import jsonschema
 import pytest
 
-from integration_tests.conftest import configured_catalog, run_connector, service_account_config
+from integration_tests.conftest import (
+    column_map,
+    configured_catalog,
+    run_connector,
+    service_account_config,
+    switched,
+)
 from integration_tests.simulator import MixpanelSimulator
 
 FIRST_PROPERTIES = ("time", "distinct_id", "$insert_id", "mp_processing_time_ms")
 
 
-def column_map(discovered):
-    """The naming rule, written out independently of the connector: known fields first, then sorted."""
-    columns, taken = {}, {"event"}
-    for raw in [n for n in FIRST_PROPERTIES if n in discovered] + sorted(set(discovered) - set(FIRST_PROPERTIES)):
-        column = raw[1:] if raw.startswith("$") else raw
-        while column.lower() in taken:
-            column = "_" + column
-        taken.add(column.lower())
-        columns[raw] = column
-    return columns
-
-
 def expected_records(sim, first, last, events=None, keep_undiscovered=True):
-    columns = column_map(sim.event_property_names())
+    columns = column_map(sim.event_property_names(), first=FIRST_PROPERTIES, reserved=["event"])
     records = []
     for event in sim.export_truth(first, last, events):
         record = {"event": event["event"]}
@@ -174,12 +168,9 @@ def test_undiscovered_properties_are_kept_by_default(tmp_path, sim):
 
 @pytest.mark.parametrize("fault", ["split_lines", "terminated_early", "cut", "5xx", "429", "stall"])
 def test_each_fault_still_delivers_every_record_exactly_once(tmp_path, sim, fault):
-    sim.configure(faults=[fault], stall_seconds=8)
-    try:
+    with switched(sim, faults=[fault], stall_seconds=8):
         config = service_account_config(sim, start_date="2025-04-01", end_date="2025-04-03", export_read_timeout=2)
         run, _ = read_export(tmp_path, config)
-    finally:
-        sim.configure(faults=[])
     assert run.stream_statuses("export")[-1] == "COMPLETE", run.stdout[-2000:]
     records = run.records_of("export")
     expected = expected_records(sim, "2025-04-01", "2025-04-03")
@@ -195,12 +186,9 @@ def test_each_fault_still_delivers_every_record_exactly_once(tmp_path, sim, faul
 
 def test_a_timezone_ahead_of_the_project_ends_in_a_config_error(tmp_path, sim):
     today = dt.date.today()
-    sim.today = (today - dt.timedelta(days=1)).isoformat()  # the project's "today" is behind the config's
-    try:
-        config = service_account_config(sim, start_date=(today - dt.timedelta(days=1)).isoformat())
-        run, _ = read_export(tmp_path, config)
-    finally:
-        sim.today = None
+    yesterday = (today - dt.timedelta(days=1)).isoformat()
+    with switched(sim, today=yesterday):  # the project's "today" is behind the config's
+        run, _ = read_export(tmp_path, service_account_config(sim, start_date=yesterday))
     assert run.stream_statuses("export")[-1] == "INCOMPLETE" and run.returncode != 0
     (error,) = [e for e in run.errors if "project_timezone" in e["message"]]
     assert error["failure_type"] == "config_error"

@@ -6,7 +6,7 @@ import json
 import jsonschema
 import pytest
 
-from integration_tests.conftest import project_secret_config, run_connector, service_account_config
+from integration_tests.conftest import project_secret_config, run_connector, service_account_config, switched
 from integration_tests.simulator import API_SECRET, PROJECT_ID, SA_SECRET, SA_USERNAME
 
 # Saved configs of the 4.x connector, as Airbyte stores them.
@@ -71,13 +71,10 @@ def test_check_succeeds_with_a_project_secret_and_sends_no_project_id(tmp_path, 
 
 @pytest.mark.parametrize("style", ["401", "400-text"])
 def test_check_fails_clearly_on_wrong_credentials(tmp_path, sim, style):
-    sim.auth_error_style = style
-    try:
-        config = service_account_config(sim)
-        config["credentials"]["secret"] = "wrong-secret-value"
+    config = service_account_config(sim)
+    config["credentials"]["secret"] = "wrong-secret-value"
+    with switched(sim, auth_error_style=style):
         run = run_connector(tmp_path, "check", config)
-    finally:
-        sim.auth_error_style = "401"
     (status,) = run.of_type("CONNECTION_STATUS")
     assert status["connectionStatus"]["status"] == "FAILED"
     message = status["connectionStatus"]["message"]
@@ -86,11 +83,8 @@ def test_check_fails_clearly_on_wrong_credentials(tmp_path, sim, style):
 
 
 def test_check_succeeds_on_a_plan_that_refuses_queries_and_names_the_plan(tmp_path, sim):
-    sim.plan_refuses = {"all_query"}
-    try:
+    with switched(sim, plan_refuses={"all_query"}):
         run = run_connector(tmp_path, "check", service_account_config(sim))
-    finally:
-        sim.plan_refuses = set()
     assert run.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"] == "SUCCEEDED"
     assert any("plan limits API access (402 Payment Required)" in log for log in run.logs)
 
@@ -161,11 +155,8 @@ def test_bad_config_is_one_config_error_everywhere(tmp_path, sim, change, messag
 
 
 def test_discover_works_on_a_plan_that_refuses_property_discovery(tmp_path, sim):
-    sim.plan_refuses = {"all_query"}
-    try:
+    with switched(sim, plan_refuses={"all_query"}):
         run = run_connector(tmp_path, "discover", service_account_config(sim))
-    finally:
-        sim.plan_refuses = set()
     (catalog,) = run.of_type("CATALOG")
     schemas = {s["name"]: s["json_schema"] for s in catalog["catalog"]["streams"]}
     assert sorted(schemas) == ["annotations", "cohort_members", "cohorts", "engage", "export", "funnels", "revenue"]

@@ -3,24 +3,12 @@
 import jsonschema
 import pytest
 
-from integration_tests.conftest import configured_catalog, run_connector, service_account_config
+from integration_tests.conftest import column_map, configured_catalog, run_connector, service_account_config, switched
 from integration_tests.simulator import MixpanelSimulator
 
 
-def column_map(names):
-    """The naming rule, written out independently: sorted, `$` dropped, later collisions prefixed."""
-    columns, taken = {}, {"distinct_id", "cohort_id"}
-    for raw in sorted(names):
-        column = raw[1:] if raw.startswith("$") else raw
-        while column.lower() in taken:
-            column = "_" + column
-        taken.add(column.lower())
-        columns[raw] = column
-    return columns
-
-
 def expected_profiles(sim, profiles, cohort_id=None):
-    columns = column_map(sim.engage_property_types())
+    columns = column_map(sim.engage_property_types(), reserved=["distinct_id", "cohort_id"])
     out = {}
     for profile in profiles:
         record = {"distinct_id": profile["$distinct_id"]}
@@ -120,12 +108,9 @@ def test_cohorts_and_members_match_the_simulator(tmp_path, sim):
 
 
 def test_a_plan_without_cohorts_fails_those_streams_loudly_and_lands_the_rest(tmp_path, sim):
-    sim.plan_refuses = {"cohorts"}
-    try:
-        config = service_account_config(sim, start_date="2025-03-01", end_date="2025-03-02")
+    config = service_account_config(sim, start_date="2025-03-01", end_date="2025-03-02")
+    with switched(sim, plan_refuses={"cohorts"}):
         run, _ = read(tmp_path, config, ["cohorts", "cohort_members", "engage", "export"], sync_mode="full_refresh")
-    finally:
-        sim.plan_refuses = set()
     assert run.returncode != 0
     for stream in ("cohorts", "cohort_members"):
         assert run.stream_statuses(stream)[-1] == "INCOMPLETE"

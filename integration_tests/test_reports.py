@@ -5,7 +5,7 @@ import datetime as dt
 import jsonschema
 import pytest
 
-from integration_tests.conftest import configured_catalog, project_secret_config, run_connector, service_account_config
+from integration_tests.conftest import configured_catalog, project_secret_config, run_connector, service_account_config, switched
 
 
 def read(tmp_path, config, streams, state=None, sync_mode="incremental"):
@@ -74,12 +74,9 @@ def test_revenue_is_one_record_per_day_and_never_the_overall_total(tmp_path, sim
 
 @pytest.mark.parametrize("status", [402, 404, 410])
 def test_a_retired_revenue_endpoint_fails_only_revenue(tmp_path, sim, status):
-    sim.retired = {"revenue": status}
-    try:
-        config = service_account_config(sim, start_date="2025-03-01", end_date="2025-03-03")
+    config = service_account_config(sim, start_date="2025-03-01", end_date="2025-03-03")
+    with switched(sim, retired={"revenue": status}):
         run, _ = read(tmp_path, config, ["revenue", "funnels", "annotations"])
-    finally:
-        sim.retired = {}
     assert run.stream_statuses("revenue")[-1] == "INCOMPLETE" and not run.records_of("revenue")
     (error,) = [e for e in run.errors if "deselect the revenue stream" in e["message"]]
     assert error["failure_type"] == "config_error"

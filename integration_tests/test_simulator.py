@@ -11,7 +11,13 @@ import time
 import pytest
 import requests
 
-from integration_tests.simulator import API_SECRET, PROJECT_ID, SA_SECRET, SA_USERNAME, MixpanelSimulator
+from integration_tests.simulator import (
+    API_SECRET,
+    PROJECT_ID,
+    SA_SECRET,
+    SA_USERNAME,
+    MixpanelSimulator,
+)
 
 TODAY = "2024-03-01"
 SA = (SA_USERNAME, SA_SECRET)
