@@ -215,6 +215,7 @@ class MixpanelSimulator:
         "faults": set,
         "fault_attempts": int,
         "stall_seconds": (int, float),
+        "fault_retry_after": (int, type(None)),
         "cache_bodies": bool,
     }
 
@@ -237,6 +238,7 @@ class MixpanelSimulator:
         faults=(),
         fault_attempts: int = 1,
         stall_seconds: float = 30,
+        fault_retry_after: int | None = None,
         cache_bodies: bool = False,
     ):
         self.host = host
@@ -255,6 +257,8 @@ class MixpanelSimulator:
         self.faults = set(faults)
         self.fault_attempts = fault_attempts
         self.stall_seconds = stall_seconds
+        # Seconds sent as Retry-After on a truncated export body, so a test can exhaust retries quickly.
+        self.fault_retry_after = fault_retry_after
         self.cache_bodies = cache_bodies
 
         self.requests: list[dict] = []
@@ -721,8 +725,8 @@ class _Body:
     sends chunked (gzip-compressed if allowed, with a sync flush per chunk of lines) or, for a small
     body, plain with a Content-Length."""
 
-    def __init__(self, handler: "_Handler", entry: dict, gzip_ok: bool):
-        self.h, self.entry, self.gzip_ok = handler, entry, gzip_ok
+    def __init__(self, handler: "_Handler", entry: dict, gzip_ok: bool, retry_after: int | None = None):
+        self.h, self.entry, self.gzip_ok, self.retry_after = handler, entry, gzip_ok, retry_after
         self.buffer: list[bytes] = []
         self.size = 0
         self.started = False
@@ -734,6 +738,8 @@ class _Body:
         h.send_response(200)
         h.send_header("Content-Type", "text/plain; charset=utf-8")
         h.send_header("Transfer-Encoding", "chunked")
+        if self.retry_after is not None:
+            h.send_header("Retry-After", str(self.retry_after))
         if self.gzip_ok and self.size > GZIP_MIN_BYTES:
             h.send_header("Content-Encoding", "gzip")
             self.comp = zlib.compressobj(1, zlib.DEFLATED, 31)
@@ -1035,7 +1041,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         entry["status"] = 200
-        out = _Body(self, entry, gzip_ok)
+        out = _Body(self, entry, gzip_ok, sim.fault_retry_after if truncating else None)
         stop_at = sim._export_count(from_day, to_day, events, limit) // 2 if truncating else None
         emitted = 0
         split_lines = "split_lines" in faults

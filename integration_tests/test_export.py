@@ -193,3 +193,15 @@ def test_a_timezone_ahead_of_the_project_ends_in_a_config_error(tmp_path, sim):
     (error,) = [e for e in run.errors if "project_timezone" in e["message"]]
     assert error["failure_type"] == "config_error"
     assert len([r for r in sim.requests_to("/api/2.0/export") if r["status"] == 400]) == 1  # not retried
+
+
+def test_retries_run_out_loudly_and_nothing_from_a_bad_body_is_emitted(tmp_path, sim):
+    config = service_account_config(sim, start_date="2025-04-01", end_date="2025-04-02")
+    with switched(sim, faults=["terminated_early"], fault_attempts=99, fault_retry_after=1):
+        run, _ = read_export(tmp_path, config)
+    assert run.returncode != 0 and run.stream_statuses("export")[-1] == "INCOMPLETE"
+    assert run.records_of("export") == []  # half of each day was sent every time, and none of it came out
+    assert all(s["stream"]["stream_state"].get("time", "2025-04-01T00:00:00Z") <= "2025-04-01T00:00:00Z" for s in run.states)
+    assert any("terminated early" in e["message"] or "terminated early" in (e.get("internal_message") or "") for e in run.errors)
+    attempts = Counter(r["params"]["from_date"] for r in sim.requests_to("/api/2.0/export"))
+    assert attempts == {"2025-04-01": 6, "2025-04-02": 6}  # the first try and 5 retries
