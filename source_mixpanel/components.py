@@ -118,10 +118,12 @@ class ExportBodyCheck(ErrorHandler):
             response.close()
         if problem:
             spool.close()
+            message = f"The export of {_export_range(response)} {problem}; requesting the whole range again."
+            logger.info(message)  # the CDK's own retry line calls every retry a rate limit
             return ErrorResolution(
                 response_action=ResponseAction.RETRY,
                 failure_type=FailureType.transient_error,
-                error_message=f"The export of {_export_range(response)} {problem}; requesting the whole range again.",
+                error_message=message,
             )
         spool.seek(0)
         setattr(response, SPOOL_ATTRIBUTE, spool)
