@@ -142,6 +142,6 @@ def sim():
 def _fresh_log(request):
     """Each test reads only its own requests; switches a test flips are its own to reset."""
     for name in request.fixturenames:
-        if name in ("sim", "capped"):
+        if name in ("sim", "capped", "limited"):
             request.getfixturevalue(name).reset_log()
     yield

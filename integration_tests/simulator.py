@@ -3,8 +3,13 @@
 
 One ThreadingHTTPServer on 127.0.0.1 answers for every Mixpanel host (query, export and app), so
 the connector is pointed at it with ``base_url`` and ``export_base_url`` both set to ``sim.url``.
-Behaviour follows ``/work/shared/mixpanel-api.md``: paths, auth, body shapes, error bodies, and the
-export faults seen in the wild (split records, ``terminated early``, cut and stalled bodies).
+Behaviour follows Mixpanel's read API as the README describes it: paths, auth, body shapes, error
+bodies, the export faults seen in the wild (split records, ``terminated early``, cut and stalled
+bodies) and, when ``rate_limits`` is on, Mixpanel's per-project budgets: a moving window per family
+of endpoints (query 60, export 60; ``rate_window_seconds`` shortens Mixpanel's hour for tests),
+queries in flight (5), exports per second (3), and a budget "spent by another client"
+(``spend_budget``). Over a limit it answers 429 with Mixpanel's body, with ``Retry-After`` when
+``rate_retry_after`` is on. Refused requests do not count against the window.
 
 Everything served is deterministic from ``seed`` (and the day, profile or funnel it describes), and
 the same values are available in process as ground truth (``export_truth``, ``profiles``, ...) or
@@ -23,8 +28,10 @@ import json
 import random
 import re
 import signal
+import math
 import socket
 import threading
+import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
@@ -72,6 +79,16 @@ def _days(first: dt.date, last: dt.date):
 
 def _fmt_dt(value: dt.datetime, sep: str = "T") -> str:
     return value.strftime(f"%Y-%m-%d{sep}%H:%M:%S")
+
+
+def _most_within(times: list, span: float) -> int:
+    """The most of the sorted `times` that fall within any span of `span` seconds (a moving window)."""
+    most, first = 0, 0
+    for last, moment in enumerate(times):
+        while times[first] <= moment - span:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,6 +234,18 @@ class MixpanelSimulator:
         "stall_seconds": (int, float),
         "fault_retry_after": (int, type(None)),
         "cache_bodies": bool,
+        "n_funnels": int,
+        "n_cohorts": int,
+        "rate_limits": bool,
+        "rate_window_seconds": (int, float),
+        "query_per_window": int,
+        "query_concurrent": int,
+        "query_latency": (int, float),
+        "others_in_flight": int,
+        "export_per_window": int,
+        "export_per_second": int,
+        "export_concurrent": int,
+        "rate_retry_after": bool,
     }
 
     def __init__(
@@ -240,6 +269,18 @@ class MixpanelSimulator:
         stall_seconds: float = 30,
         fault_retry_after: int | None = None,
         cache_bodies: bool = False,
+        n_funnels: int = len(FUNNELS),
+        n_cohorts: int = len(COHORTS),
+        rate_limits: bool = False,
+        rate_window_seconds: float = 3600,
+        query_per_window: int = 60,
+        query_concurrent: int = 5,
+        query_latency: float = 0,
+        others_in_flight: int = 0,
+        export_per_window: int = 60,
+        export_per_second: int = 3,
+        export_concurrent: int = 100,
+        rate_retry_after: bool = False,
     ):
         self.host = host
         self.port = port
@@ -260,8 +301,25 @@ class MixpanelSimulator:
         # Seconds sent as Retry-After on a truncated export body, so a test can exhaust retries quickly.
         self.fault_retry_after = fault_retry_after
         self.cache_bodies = cache_bodies
+        self.n_funnels = n_funnels
+        self.n_cohorts = n_cohorts
+        # Mixpanel's budgets (off unless rate_limits): see the module docstring.
+        self.rate_limits = rate_limits
+        self.rate_window_seconds = rate_window_seconds
+        self.query_per_window = query_per_window
+        self.query_concurrent = query_concurrent
+        self.query_latency = query_latency  # seconds a query runs (and counts as in flight)
+        self.others_in_flight = others_in_flight  # queries other clients of the project run right now
+        self.export_per_window = export_per_window
+        self.export_per_second = export_per_second
+        self.export_concurrent = export_concurrent
+        self.rate_retry_after = rate_retry_after
 
         self.requests: list[dict] = []
+        self._admitted: dict[str, list[float]] = {"query": [], "export": []}
+        self._in_flight: dict[str, int] = {"query": 0, "export": 0}
+        self._most_in_flight: dict[str, int] = {"query": 0, "export": 0}
+        self._spent_until: dict[str, float] = {}
         self._attempts: dict[str, int] = {}
         self._lock = threading.RLock()
         self._sessions: dict[str, list] = {}
@@ -314,10 +372,13 @@ class MixpanelSimulator:
 
     # ---------------------------------------------------------------- request log
     def reset_log(self) -> None:
-        """Forget logged requests and attempt counts (so faults apply again)."""
+        """Forget logged requests, attempt counts (so faults apply again) and the budgets' windows."""
         with self._lock:
             self.requests.clear()
             self._attempts.clear()
+            self._admitted = {"query": [], "export": []}
+            self._most_in_flight = {"query": 0, "export": 0}
+            self._spent_until = {}
 
     def requests_to(self, path_suffix: str) -> list[dict]:
         with self._lock:
@@ -330,7 +391,7 @@ class MixpanelSimulator:
             attempt = self._attempts.get(key, 0) + 1
             self._attempts[key] = attempt
             entry = {"method": method, "path": path, "params": params, "auth": auth, "status": None,
-                     "attempt": attempt}
+                     "attempt": attempt, "time": time.monotonic()}
             self.requests.append(entry)
         return entry
 
@@ -361,6 +422,85 @@ class MixpanelSimulator:
             if name in ("first_event_day", "today") and value is not None and _parse_day(value) is None:
                 raise ValueError(f"{name} must be YYYY-MM-DD")
             setattr(self, name, value)
+
+    # ---------------------------------------------------------------- budgets (rate_limits)
+    def spend_budget(self, seconds: float, families=("query", "export")) -> None:
+        """Another client has spent these families' hourly budgets for the next `seconds`."""
+        with self._lock:
+            for family in families:
+                self._spent_until[family] = time.monotonic() + float(seconds)
+
+    def _limits(self, family: str) -> tuple:
+        """(per window, in flight, per second or None) for a family."""
+        if family == "export":
+            return self.export_per_window, self.export_concurrent, self.export_per_second
+        return self.query_per_window, self.query_concurrent, None
+
+    def admit(self, family: str, entry: dict) -> None:
+        """Count a request against its family's budget, or raise the 429 Mixpanel would send."""
+        if not self.rate_limits:
+            return
+        now = time.monotonic()
+        per_window, concurrent, per_second = self._limits(family)
+        with self._lock:
+            window = [t for t in self._admitted[family] if t > now - self.rate_window_seconds]
+            self._admitted[family] = window
+            in_flight = self._in_flight[family] + (self.others_in_flight if family == "query" else 0)
+            last_second = sum(1 for t in window if t > now - 1)
+            spent_until = self._spent_until.get(family, 0.0)
+            if now < spent_until:
+                refused, wait = "spent", spent_until - now
+            elif len(window) >= per_window:
+                refused, wait = "hour", min(window) + self.rate_window_seconds - now
+            elif in_flight >= concurrent:
+                refused, wait = "concurrent", 1.0
+            elif per_second is not None and last_second >= per_second:
+                refused, wait = "second", 1.0
+            else:
+                window.append(now)
+                self._in_flight[family] += 1
+                self._most_in_flight[family] = max(self._most_in_flight[family], self._in_flight[family])
+                entry.update(family=family, admitted=now)
+                return
+            entry.update(family=family, refused=refused)
+        in_hour = per_window + 1 if refused in ("spent", "hour") else len(window) + 1
+        if family == "export":
+            message = (f"Export rate limit exceeded for project_id: {PROJECT_ID}. {in_flight + 1}/{concurrent} requests "
+                       f"running concurrently, {last_second + 1}/{per_second} requests in the last second and "
+                       f"{in_hour}/{per_window} requests in the last hour.")
+        else:
+            message = (f"Query rate limit exceeded for project_id: {PROJECT_ID}. {in_flight + 1}/{concurrent} queries "
+                       f"running concurrently and {in_hour}/{per_window} queries running in the last hour.")
+        headers = {"Retry-After": str(max(1, math.ceil(wait)))} if self.rate_retry_after else {}
+        raise _ApiError(429, message, headers=headers, body={"request": entry["path"], "error": message})
+
+    def release(self, entry: dict) -> None:
+        """The request's answer is computed: it no longer runs (idempotent)."""
+        if entry is not None and entry.pop("admitted", None) is not None:
+            with self._lock:
+                self._in_flight[entry["family"]] -= 1
+
+    def rate_report(self) -> dict:
+        """Per family, from the request log: the most admitted in any moving window, in any second, and at
+        once, and the 429s by cause ("spent" is another client's doing; any other cause is the client's)."""
+        with self._lock:
+            log = [dict(r) for r in self.requests if r.get("family")]
+            most_in_flight = dict(self._most_in_flight)
+        report = {}
+        for family in ("query", "export"):
+            times = sorted(r["time"] for r in log if r["family"] == family and not r.get("refused"))
+            refusals: dict = {}
+            for r in log:
+                if r["family"] == family and r.get("refused"):
+                    refusals[r["refused"]] = refusals.get(r["refused"], 0) + 1
+            report[family] = {
+                "admitted": len(times),
+                "most_in_window": _most_within(times, self.rate_window_seconds),
+                "most_in_a_second": _most_within(times, 1.0),
+                "most_in_flight": most_in_flight[family],
+                "refused": refusals,
+            }
+        return report
 
     # ---------------------------------------------------------------- time
     def today_date(self) -> dt.date:
@@ -585,9 +725,21 @@ class MixpanelSimulator:
             out[name] = {"count": counts[name], "type": kinds.pop() if len(kinds) == 1 else "unknown"}
         return out
 
+    def _cohort_table(self) -> tuple:
+        """COHORTS, then small generated cohorts up to n_cohorts."""
+        extra = tuple((5000 + i, f"Saved cohort {i}", "", "2024-02-01 00:00:00", 1, 5 + i % 20)
+                      for i in range(max(0, self.n_cohorts - len(COHORTS))))
+        return (COHORTS + extra)[: self.n_cohorts]
+
+    def _funnel_table(self) -> tuple:
+        """FUNNELS, then generated two-step funnels up to n_funnels."""
+        extra = tuple((7600 + i, f"Saved funnel {i}", (EVENT_NAMES[i % 5], EVENT_NAMES[(i + 1) % 5]))
+                      for i in range(max(0, self.n_funnels - len(FUNNELS))))
+        return (FUNNELS + extra)[: self.n_funnels]
+
     def cohorts(self) -> list[dict]:
         out = []
-        for cid, name, description, created, visible, _ in COHORTS:
+        for cid, name, description, created, visible, _ in self._cohort_table():
             out.append({"count": len(self.cohort_members(cid)), "is_visible": visible, "description": description,
                         "created": created, "project_id": PROJECT_ID, "id": cid, "name": name,
                         "data_group_id": None})
@@ -598,7 +750,7 @@ class MixpanelSimulator:
             cohort_id = int(cohort_id)
         except (TypeError, ValueError):
             return []
-        per_mille = {c[0]: c[5] for c in COHORTS}.get(cohort_id)
+        per_mille = {c[0]: c[5] for c in self._cohort_table()}.get(cohort_id)
         if per_mille is None:
             return []
         return [p for p in self.profiles()
@@ -606,10 +758,10 @@ class MixpanelSimulator:
 
     # ---------------------------------------------------------------- funnels, revenue, annotations
     def funnels(self) -> list[dict]:
-        return [{"funnel_id": fid, "name": name} for fid, name, _ in FUNNELS]
+        return [{"funnel_id": fid, "name": name} for fid, name, _ in self._funnel_table()]
 
     def funnel_day(self, funnel_id, date: str) -> dict:
-        funnel = {f[0]: f for f in FUNNELS}[int(funnel_id)]
+        funnel = {f[0]: f for f in self._funnel_table()}[int(funnel_id)]
         rng = random.Random(f"{self.seed}:funnel:{funnel[0]}:{date}")
         live = dt.date.fromisoformat(date) >= self._first_day()
         count = rng.randrange(200, 40000) if live else 0
@@ -684,9 +836,10 @@ class _Server(ThreadingHTTPServer):
 
 
 class _ApiError(Exception):
-    def __init__(self, status: int, message: str, text: bool = False):
+    def __init__(self, status: int, message: str, text: bool = False, headers=None, body=None):
         super().__init__(message)
         self.status, self.message, self.text = status, message, text
+        self.headers, self.body = headers or {}, body
 
 
 # name -> (endpoint method, families, http methods)
@@ -831,7 +984,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return not (q.startswith("q=") and q[2:].strip() in ("0", "0.0", "0.00", "0.000"))
         return False
 
-    def send_bytes(self, status: int, body: bytes, content_type: str, entry: dict | None, gzip_ok=True) -> None:
+    def send_bytes(self, status: int, body: bytes, content_type: str, entry: dict | None, gzip_ok=True,
+                   headers=None) -> None:
+        # The answer is computed: the query stops running before its bytes reach the client.
+        self.server.sim.release(self._entry)
         if entry is not None:
             entry["status"] = status
         encoding = None
@@ -844,6 +1000,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         if encoding:
             self.send_header("Content-Encoding", encoding)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -911,7 +1069,7 @@ class _Handler(BaseHTTPRequestHandler):
     # ---------------------------------------------------------------- dispatch
     def _dispatch(self, method: str) -> None:
         self.headers_sent = False
-        entry = None
+        self._entry = entry = None
         try:
             split = urlsplit(self.path)
             path = split.path.rstrip("/") or "/"
@@ -921,10 +1079,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             params = self._params(split.query, body)
             entry = self.server.sim._log_arrival(method, path, params, self._auth())
+            self._entry = entry
             self._api(method, path, params, entry)
         except _ApiError as err:
             if err.text:
-                self.send_bytes(err.status, err.message.encode(), "text/plain; charset=utf-8", entry)
+                self.send_bytes(err.status, err.message.encode(), "text/plain; charset=utf-8", entry, headers=err.headers)
+            elif err.body is not None:
+                self.send_bytes(err.status, _json_bytes(err.body), "application/json", entry, headers=err.headers)
             else:
                 self.send_error_json(err.status, err.message, entry)
         except (BrokenPipeError, ConnectionResetError, socket.timeout):
@@ -936,6 +1097,8 @@ class _Handler(BaseHTTPRequestHandler):
                     self.send_error_json(500, f"simulator bug: {type(exc).__name__}: {exc}", entry)
                 except OSError:
                     pass
+        finally:
+            self.server.sim.release(entry)
 
     def _api(self, method: str, path: str, params: dict, entry: dict) -> None:
         sim = self.server.sim
@@ -963,6 +1126,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise _ApiError(int(retired), f"simulator: the {family} endpoint is retired")
         if kind != "export" and (family in sim.plan_refuses or (kind == "query" and "all_query" in sim.plan_refuses)):
             raise _ApiError(402, PLAN_ERROR)
+        sim.admit("export" if kind == "export" else "query", entry)
+        if kind != "export" and sim.query_latency:
+            sim._stopping.wait(float(sim.query_latency))
         getattr(self, "_ep_" + endpoint)(params, entry)
 
     # ---------------------------------------------------------------- control API
@@ -986,6 +1152,15 @@ class _Handler(BaseHTTPRequestHandler):
             except (ValueError, TypeError) as err:
                 raise _ApiError(400, f"simulator: {err}")
             self.send_json(200, sim.config(), None)
+        elif path == "/_sim/spend-budget" and method == "POST":
+            try:
+                spend = json.loads(body or b"{}")
+                sim.spend_budget(float(spend["seconds"]), tuple(spend.get("families") or ("query", "export")))
+            except (ValueError, TypeError, KeyError) as err:
+                raise _ApiError(400, f"simulator: spend-budget needs {{\"seconds\": N}}: {err}")
+            self.send_json(200, {"status": "ok"}, None)
+        elif path == "/_sim/rate-report" and method == "GET":
+            self.send_json(200, sim.rate_report(), None)
         elif path == "/_sim/truth/export" and method == "GET":
             params = dict(parse_qsl(query))
             from_day, to_day = _parse_day(params.get("from_date")), _parse_day(params.get("to_date"))
@@ -1031,7 +1206,9 @@ class _Handler(BaseHTTPRequestHandler):
         if "5xx" in faults:
             raise _ApiError(500, "simulator: internal server error (injected)")
         if "429" in faults:
-            raise _ApiError(429, f"Query rate limit exceeded for project_id: {PROJECT_ID}. (injected by the simulator)")
+            message = (f"Export rate limit exceeded for project_id: {PROJECT_ID}. 1/100 requests running concurrently, "
+                       f"4/3 requests in the last second and 1/60 requests in the last hour. (injected by the simulator)")
+            raise _ApiError(429, message, body={"request": entry["path"], "error": message})
         gzip_ok = sim.gzip and self._accepts_gzip()
         truncating = faults & {"terminated_early", "cut", "stall"}
 
@@ -1205,7 +1382,7 @@ class _Handler(BaseHTTPRequestHandler):
             funnel_id = int(params.get("funnel_id"))
         except (TypeError, ValueError):
             funnel_id = None
-        if funnel_id not in {f[0] for f in FUNNELS}:
+        if funnel_id not in {f[0] for f in sim._funnel_table()}:
             raise _ApiError(400, "simulator: unknown funnel_id")
         if (params.get("unit") or "day") != "day":
             raise _ApiError(400, "simulator: only unit=day is simulated")
@@ -1262,12 +1439,18 @@ def main(argv=None) -> int:
     parser.add_argument("--timezone", default="UTC")
     parser.add_argument("--cache-bodies", action="store_true")
     parser.add_argument("--no-gzip", action="store_true")
+    parser.add_argument("--n-funnels", type=int, default=len(FUNNELS))
+    parser.add_argument("--n-cohorts", type=int, default=len(COHORTS))
+    parser.add_argument("--rate-limits", action="store_true", help="enforce Mixpanel's per-project budgets")
+    parser.add_argument("--rate-window-seconds", type=float, default=3600, help="the length of Mixpanel's hour")
     args = parser.parse_args(argv)
 
     sim = MixpanelSimulator(port=args.port, seed=args.seed, events_per_day=args.events_per_day,
                             first_event_day=args.first_event_day, n_profiles=args.n_profiles,
                             max_page_size=args.max_page_size, today=args.today, timezone=args.timezone,
-                            cache_bodies=args.cache_bodies, gzip=not args.no_gzip)
+                            cache_bodies=args.cache_bodies, gzip=not args.no_gzip, n_funnels=args.n_funnels,
+                            n_cohorts=args.n_cohorts, rate_limits=args.rate_limits,
+                            rate_window_seconds=args.rate_window_seconds)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

@@ -302,8 +302,10 @@ def test_request_log_counts_attempts(sim):
                   auth=SA, timeout=5)
     log = sim.requests
     assert [e["attempt"] for e in log] == [1, 2, 1, 1]
-    assert log[0] == {"method": "GET", "path": "/api/query/events/names", "params": {**PID, "limit": "5"},
-                      "auth": "service_account", "status": 200, "attempt": 1}
+    assert {k: v for k, v in log[0].items() if k != "time"} == {
+        "method": "GET", "path": "/api/query/events/names", "params": {**PID, "limit": "5"},
+        "auth": "service_account", "status": 200, "attempt": 1}
+    assert log[0]["time"] <= log[1]["time"] <= log[2]["time"]  # arrival, on the monotonic clock
     assert log[3]["params"] == {**PID, "page_size": 3, "filter_by_cohort": {"id": 4410}}
     assert sim.requests_to("/engage") == [log[3]]
     sim.reset_log()
@@ -346,3 +348,36 @@ def test_command_line():
     finally:
         proc.terminate()
         assert proc.wait(5) == 0
+
+
+# ------------------------------------------------------------------ budgets (rate_limits)
+def test_budgets_answer_429_with_mixpanel_bodies_and_count_only_what_they_admit(sim):
+    sim.configure(rate_limits=True, rate_window_seconds=1.5, query_per_window=3, rate_retry_after=True)
+    names = f"{sim.url}/api/query/events/names"
+    answers = [requests.get(names, params=PID, auth=SA, timeout=5) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[3].json() == {"request": "/api/query/events/names", "error": (
+        f"Query rate limit exceeded for project_id: {PROJECT_ID}. 1/5 queries running concurrently and "
+        "4/3 queries running in the last hour.")}
+    assert answers[3].headers["Retry-After"] in ("1", "2")
+    time.sleep(1.6)  # the window moves on: room again
+    assert requests.get(names, params=PID, auth=SA, timeout=5).status_code == 200
+
+    sim.configure(others_in_flight=5)  # other clients run five queries right now
+    busy = requests.get(names, params=PID, auth=SA, timeout=5)
+    assert busy.status_code == 429 and "6/5 queries running concurrently" in busy.json()["error"]
+    sim.configure(others_in_flight=0)
+
+    exports = [export(sim, from_date=TODAY, to_date=TODAY) for _ in range(4)]  # three a second
+    assert [e.status_code for e in exports] == [200, 200, 200, 429]
+    assert "4/3 requests in the last second" in exports[3].json()["error"]
+
+    sim.spend_budget(30, families=["query"])  # another client spent the hour
+    spent = requests.get(names, params=PID, auth=SA, timeout=5)
+    assert spent.status_code == 429 and "4/3 queries running in the last hour" in spent.json()["error"]
+    assert int(spent.headers["Retry-After"]) == 30
+    report = sim.rate_report()
+    assert report["query"]["refused"] == {"hour": 1, "concurrent": 1, "spent": 1}
+    assert report["query"]["admitted"] == 4 and report["query"]["most_in_window"] == 3
+    assert report["export"] == {"admitted": 3, "most_in_window": 3, "most_in_a_second": 3, "most_in_flight": 1,
+                                "refused": {"second": 1}}

@@ -94,12 +94,9 @@ class ExportBodyCheck(ErrorHandler):
 
     config: Mapping[str, Any]
     parameters: InitVar[Mapping[str, Any]]
-    max_retries: int = 5
-    max_time: int = 3600
-
-    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        self.max_retries = int(self.max_retries)
-        self.max_time = int(self.max_time)
+    # The chain's first handler (budget_retries in manifest.yaml) sets both for the whole chain.
+    max_retries: Optional[int] = None
+    max_time: Optional[int] = None
 
     def interpret_response(self, response_or_exception: Optional[Union[requests.Response, Exception]] = None) -> Optional[ErrorResolution]:
         response = response_or_exception

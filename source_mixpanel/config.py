@@ -134,6 +134,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
     _whole_number(config, "page_size", 1, "profiles per page")
     _whole_number(config, "num_workers", 1, "workers", maximum=25)
     _whole_number(config, "export_read_timeout", 1, "seconds")
+    _whole_number(config, "query_requests_per_hour", 1, "query requests an hour")
+    _whole_number(config, "export_requests_per_hour", 1, "export requests an hour")
+    _whole_number(config, "rate_limit_window_seconds", 1, "seconds")
 
     if config.get("select_properties_by_default") is not None and not isinstance(config["select_properties_by_default"], bool):
         raise InvalidConfig("select_properties_by_default must be true or false.")

@@ -1,11 +1,18 @@
 """The declarative source, built from the manifest that ships inside this package."""
 
+import logging
+import time
 from pathlib import Path
-from typing import Any, List, Mapping, Optional
+from typing import Any, Iterator, List, Mapping, Optional
 
 import yaml
-from airbyte_cdk.models import AirbyteStateMessage, ConfiguredAirbyteCatalog
+from airbyte_cdk.models import AirbyteConnectionStatus, AirbyteMessage, AirbyteStateMessage, ConfiguredAirbyteCatalog
 from airbyte_cdk.sources.declarative.concurrent_declarative_source import ConcurrentDeclarativeSource
+from airbyte_cdk.sources.declarative.incremental import ConcurrentPerPartitionCursor
+from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
+
+from source_mixpanel.budget import RequestBudget
+from source_mixpanel.plan import log_plan
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -23,9 +30,12 @@ def manifest_path() -> Path:
 
 
 class SourceMixpanel(ConcurrentDeclarativeSource):
-    """The manifest, loaded by absolute path, with the export read timeout taken from the config.
+    """The manifest, loaded by absolute path, with Mixpanel's request budgets kept for the whole run.
 
-    Python for the timeout because the manifest schema takes only a number for read_timeout_in_seconds.
+    Python for the export timeout because the manifest schema takes only a number for read_timeout_in_seconds;
+    for the budget because the manifest's api_budget is the CDK's HTTPAPIBudget, which cannot keep Mixpanel's
+    limits (budget.py), so the factory is handed ours; for the plan that a read logs first (plan.py); and for a
+    STATE after every finished funnel, which the CDK would send at most every ten minutes.
     """
 
     def __init__(
@@ -40,3 +50,34 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
         if timeout:
             manifest["definitions"]["export_requester"]["read_timeout_in_seconds"] = timeout
         super().__init__(catalog=catalog, config=config, state=state, source_config=manifest, config_path=config_path)
+        self.budget = RequestBudget.from_manifest(manifest["definitions"]["request_budget"], self._config)
+        # Every HttpRequester (and BudgetRetries) the factory builds from here on gets this one budget.
+        self._constructor._api_budget = self.budget
+
+    def streams(self, config: Mapping[str, Any]) -> List[AbstractStream]:  # type: ignore[override]
+        streams = super().streams(config)
+        for stream in streams:
+            cursor = getattr(stream, "cursor", None)
+            if isinstance(cursor, ConcurrentPerPartitionCursor):
+                # Under the budget a funnel may finish an hour before the next: its state must not wait for the
+                # CDK's ten-minute throttle, or a sync stopped in between reads it again.
+                cursor._throttle_state_message = time.time
+        return streams
+
+    def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
+        self.budget.for_check()
+        return super().check(logger, config)
+
+    def read(
+        self,
+        logger: logging.Logger,
+        config: Mapping[str, Any],
+        catalog: ConfiguredAirbyteCatalog,
+        state: Optional[List[AirbyteStateMessage]] = None,
+    ) -> Iterator[AirbyteMessage]:
+        selected = {configured.stream.name for configured in catalog.streams}
+        # Streams of their own: planning reads the funnel and cohort lists, which the read's streams then take
+        # from the CDK's request cache (parents are cached), so the plan costs no request.
+        planned = [stream for stream in self.streams(config=self._config) if stream.name in selected]
+        log_plan(planned, self.budget, self._config, logger)
+        yield from super().read(logger, config, catalog, state)

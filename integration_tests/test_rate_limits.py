@@ -1,0 +1,168 @@
+"""Mixpanel's budgets through the real command, with the simulator enforcing them and an hour shrunk to seconds."""
+
+import datetime as dt
+from collections import Counter
+
+import pytest
+
+from integration_tests.conftest import configured_catalog, run_connector, service_account_config, switched
+from integration_tests.simulator import MixpanelSimulator
+
+WINDOW = 4  # seconds standing in for Mixpanel's hour, in the simulator and the connector alike
+ALL_STREAMS = ["export", "engage", "cohorts", "cohort_members", "funnels", "revenue", "annotations"]
+
+
+@pytest.fixture(scope="module")
+def limited():
+    """120 saved funnels and 40 cohorts behind Mixpanel's limits; queries take a moment, so they overlap."""
+    with MixpanelSimulator(rate_limits=True, rate_window_seconds=WINDOW, n_funnels=120, n_cohorts=40,
+                           query_latency=0.1, events_per_day=5, n_profiles=600) as simulator:
+        yield simulator
+
+
+def limited_config(sim, **overrides):
+    return service_account_config(sim, rate_limit_window_seconds=WINDOW, **overrides)
+
+
+def catalog_for(tmp_path, config, streams):
+    discovered = run_connector(tmp_path, "discover", config)
+    assert discovered.returncode == 0, discovered.stdout[-2000:]
+    (catalog_message,) = discovered.of_type("CATALOG")
+    return configured_catalog(catalog_message["catalog"], streams, "incremental")
+
+
+def read(tmp_path, sim, config, streams):
+    """Discover, then read in a fresh window (as if discover ran an hour earlier: its calls are Mixpanel's to count)."""
+    catalog = catalog_for(tmp_path, config, streams)
+    sim.reset_log()
+    return run_connector(tmp_path, "read", config, catalog=catalog, timeout=600)
+
+
+def days(first, last):
+    start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+    return [(start + dt.timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+
+def test_a_year_of_120_funnels_and_40_cohorts_lands_exactly_without_a_single_429(tmp_path, limited):
+    last = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    first = (dt.date.today() - dt.timedelta(days=365)).isoformat()
+    window = 10  # longer than the others: the connector must outpace 60 queries a window to show its waits
+    config = service_account_config(limited, start_date=first, end_date=last, num_workers=8, rate_limit_window_seconds=window)
+    with switched(limited, rate_window_seconds=window):
+        run = read(tmp_path, limited, config, ALL_STREAMS)
+
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert {stream: run.stream_statuses(stream)[-1] for stream in ALL_STREAMS} == dict.fromkeys(ALL_STREAMS, "COMPLETE")
+    # Every record, exactly once.
+    funnels = Counter((r["funnel_id"], r["date"]) for r in run.records_of("funnels"))
+    assert funnels == Counter({(f["funnel_id"], day): 1 for f in limited.funnels() for day in days(first, last)})
+    members = Counter((r["cohort_id"], r["distinct_id"]) for r in run.records_of("cohort_members"))
+    assert members == Counter({(c["id"], p["$distinct_id"]): 1 for c in limited.cohorts()
+                               for p in limited.cohort_members(c["id"])})
+    events = Counter(r["insert_id"] for r in run.records_of("export"))
+    assert events == Counter(e["properties"]["$insert_id"] for e in limited.export_truth(first, last))
+    assert sorted(r["distinct_id"] for r in run.records_of("engage")) == sorted(p["$distinct_id"] for p in limited.profiles())
+    assert sorted(r["date"] for r in run.records_of("revenue")) == days(first, last)
+    assert len(run.records_of("cohorts")) == 40 and len(run.records_of("annotations")) == len(limited.annotations())
+
+    # Funnels ask for the whole year in one request each; the cohorts list is read once for both of its streams.
+    paths = Counter(request["path"] for request in limited.requests)
+    assert paths["/api/query/funnels"] == 120 and paths["/api/query/cohorts/list"] == 1 and paths["/api/query/funnels/list"] == 1
+    # Mixpanel's limits held: no 429 at all, never more than 60 in a window, 5 queries in flight or 3 exports a second.
+    report = limited.rate_report()
+    assert report["query"]["refused"] == {} and report["export"]["refused"] == {}
+    assert report["query"]["most_in_window"] <= 60 and report["query"]["most_in_flight"] <= 5
+    assert report["export"]["most_in_a_second"] <= 3 and report["export"]["most_in_window"] <= 60
+    # ... while the work took three windows of queries and eight workers could have sent more at once.
+    assert report["query"]["admitted"] == sum(n for path, n in paths.items() if path != "/api/2.0/export") > 2 * 60
+
+    # The plan comes first, then the waits say why, how long and until when.
+    (query_plan,) = [line for line in run.logs if line.startswith("Plan: ") and " query requests" in line]
+    assert query_plan.startswith(f"Plan: {report['query']['admitted']} query requests or more (funnels 120, cohort_members ≥40, ")
+    assert query_plan.endswith(f"at 60 per {window} s this sync needs at least {2 * window} s.")
+    (export_plan,) = [line for line in run.logs if line.startswith("Plan: ") and " export requests" in line]
+    assert export_plan.startswith(f"Plan: {paths['/api/2.0/export']} export requests (export {paths['/api/2.0/export']}): at 60 per ")
+    waits = [line for line in run.logs if line.startswith("Waiting ") and "before the next query request" in line]
+    assert waits and all(f"60 query requests in the last {window} s" in line and ", until 20" in line for line in waits)
+
+    # A state after every funnel, so that a sync stopped during a wait resumes after the last one read.
+    funnel_states = [s["stream"]["stream_state"] for s in run.states if s["stream"]["stream_descriptor"]["name"] == "funnels"]
+    assert len(funnel_states) >= 120 and len(funnel_states[-1]["states"]) == 120
+
+
+@pytest.mark.parametrize("retry_after", [False, True], ids=["probing", "retry-after"])
+def test_a_budget_another_client_spent_for_one_and_a_half_windows_is_waited_out(tmp_path, limited, retry_after):
+    config = limited_config(limited, start_date="2026-01-01", end_date="2026-01-03")
+    streams = ["export", "engage", "revenue"]
+    with switched(limited, rate_retry_after=retry_after):
+        limited.spend_budget(1.5 * WINDOW)
+        catalog = catalog_for(tmp_path, config, streams)  # discover waits too
+        limited.reset_log()
+        limited.spend_budget(1.5 * WINDOW)
+        run = run_connector(tmp_path, "read", config, catalog=catalog)
+
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert {stream: run.stream_statuses(stream)[-1] for stream in streams} == dict.fromkeys(streams, "COMPLETE")
+    assert Counter(r["insert_id"] for r in run.records_of("export")) == Counter(
+        e["properties"]["$insert_id"] for e in limited.export_truth("2026-01-01", "2026-01-03"))
+    assert len(run.records_of("engage")) == len(limited.profiles()) and len(run.records_of("revenue")) == 3
+    report = limited.rate_report()
+    refused = report["query"]["refused"]
+    assert set(refused) == {"spent"}  # every 429 was the other client's doing
+    if retry_after:  # Mixpanel said how long: one refusal, one wait
+        assert refused["spent"] == 1
+    else:  # probes at growing intervals: more than one, far fewer than a request a moment
+        assert 2 <= refused["spent"] <= 12
+    refusals = [line for line in run.logs if line.startswith("Mixpanel refused GET /api/query/")]
+    assert refusals and all("61/60 queries running in the last hour" in line and ", until 20" in line for line in refusals)
+
+
+def test_a_budget_spent_for_three_windows_ends_in_a_transient_error_and_nothing_complete(tmp_path, limited):
+    config = limited_config(limited, start_date="2026-01-01", end_date="2026-01-03")
+    catalog = catalog_for(tmp_path, config, ["export", "engage", "funnels"])
+    limited.reset_log()
+    limited.spend_budget(3 * WINDOW)
+    run = run_connector(tmp_path, "read", config, catalog=catalog)
+
+    assert run.returncode != 0 and run.records == []
+    assert "COMPLETE" not in {status for stream in ("export", "engage", "funnels") for status in run.stream_statuses(stream)}
+    assert run.errors and all(error["failure_type"] == "transient_error" for error in run.errors)
+    assert any(error["message"].startswith("Mixpanel kept refusing query requests for ") and "61/60" in error["message"]
+               for error in run.errors)
+    assert set(limited.rate_report()["query"]["refused"]) == {"spent"}
+
+    limited.spend_budget(3 * WINDOW)
+    discovered = run_connector(tmp_path, "discover", config)
+    assert discovered.returncode != 0 and not discovered.of_type("CATALOG")
+    assert [error["failure_type"] for error in discovered.errors] == ["transient_error"]
+
+
+def test_check_says_at_once_that_the_budget_is_spent_right_now(tmp_path, limited):
+    limited.spend_budget(3 * WINDOW)
+    run = run_connector(tmp_path, "check", limited_config(limited))
+    (status,) = [m["connectionStatus"] for m in run.of_type("CONNECTION_STATUS")]
+    assert status["status"] == "FAILED" and "query budget for this project is spent right now" in status["message"]
+    assert len(limited.requests) <= 3  # it did not wait the budget out
+
+
+def test_other_clients_running_queries_are_waited_for_in_seconds(tmp_path, limited):
+    config = limited_config(limited, start_date="2026-01-01", end_date="2026-01-03", num_workers=6)
+    with switched(limited, others_in_flight=3):  # other clients keep 3 of Mixpanel's 5 places busy
+        run = read(tmp_path, limited, config, ["cohort_members"])
+    assert run.stream_statuses("cohort_members")[-1] == "COMPLETE", run.stdout[-3000:]
+    assert len(run.records_of("cohort_members")) == sum(len(limited.cohort_members(c["id"])) for c in limited.cohorts())
+    assert set(limited.rate_report()["query"]["refused"]) == {"concurrent"}
+    assert any("6/5 queries running concurrently" in line for line in run.logs if line.startswith("Mixpanel refused"))
+
+
+def test_a_daily_sync_under_the_budget_never_waits(tmp_path, limited):
+    yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    # A real hour and the default three funnels and cohorts: everything fits in one window.
+    with switched(limited, rate_window_seconds=3600, n_funnels=3, n_cohorts=3):
+        config = service_account_config(limited, start_date=yesterday)
+        run = read(tmp_path, limited, config, ALL_STREAMS)
+    assert {stream: run.stream_statuses(stream)[-1] for stream in ALL_STREAMS} == dict.fromkeys(ALL_STREAMS, "COMPLETE")
+    assert not [line for line in run.logs if line.startswith(("Waiting ", "Still waiting", "Mixpanel refused"))]
+    assert limited.rate_report()["query"]["refused"] == {} and limited.rate_report()["export"]["refused"] == {}
+    plans = [line for line in run.logs if line.startswith("Plan: ")]
+    assert len(plans) == 2 and all("within the budget of 60 an hour" in line for line in plans)

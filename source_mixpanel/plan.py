@@ -1,0 +1,85 @@
+"""The requests a read will send, per budget family, with the least time the budget allows for them.
+
+Python because only the built streams know their partitions (a funnel's windows after its state, one partition
+per cohort from the cohorts list); counting them is what the first lines of a read tell the user.
+"""
+
+import math
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+
+from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
+
+from source_mixpanel.budget import Family, RequestBudget, duration
+
+# The family each stream's requests go to (the query family otherwise); engage and cohort members page, so their
+# counts are lower bounds.
+STREAM_FAMILIES = {"export": "export"}
+PAGED_STREAMS = ("engage", "cohort_members")
+# Asked once per run by the streams that shape their records with it.
+DISCOVERY = {"event property discovery": ("export",), "profile property discovery": ("engage", "cohort_members")}
+
+
+def partitions_of(stream: AbstractStream) -> Optional[List[Mapping[str, Any]]]:
+    """The slices a stream will read, or None when they cannot be had (the read will report why)."""
+    try:
+        return [partition.to_slice() or {} for partition in stream.generate_partitions()]
+    except Exception:  # noqa: BLE001 - the stream's own read fails with the real error and message
+        return None
+
+
+def requests_per_stream(slices: Mapping[str, Optional[List[Mapping[str, Any]]]], page_size: int) -> Dict[str, Tuple[Optional[int], bool]]:
+    """stream or purpose -> (requests, whether that is only a lower bound); None requests when unknown."""
+    counts: Dict[str, Tuple[Optional[int], bool]] = {}
+    for name, stream_slices in slices.items():
+        if stream_slices is None:
+            counts[name] = (None, True)
+        elif name == "cohort_members":  # a cohort's member count says how many pages it takes at least
+            members = [(getattr(s, "extra_fields", None) or {}).get("count") or 0 for s in stream_slices]
+            counts[name] = (sum(max(1, math.ceil(count / page_size)) for count in members), True)
+        else:
+            counts[name] = (len(stream_slices), name in PAGED_STREAMS)
+    if "funnels" in slices:
+        counts["funnel list"] = (1, False)
+    if "cohort_members" in slices and "cohorts" not in slices:
+        counts["cohorts list"] = (1, False)
+    for purpose, readers in DISCOVERY.items():
+        if any(reader in slices for reader in readers):
+            counts[purpose] = (1, False)
+    return counts
+
+
+def least_time(requests: int, family: Family) -> float:
+    """Seconds the budget needs for this many requests at the least: each window past the first, and the per-second pace."""
+    windows = (requests - 1) // family.per_window * family.window if requests > family.per_window else 0.0
+    seconds = (requests - 1) / family.per_second if family.per_second and requests > family.per_second else 0.0
+    return max(windows, seconds)
+
+
+def plan_lines(slices: Mapping[str, Optional[List[Mapping[str, Any]]]], budget: RequestBudget, page_size: int) -> List[str]:
+    """One line per family that the read will use."""
+    by_family: Dict[str, List[Tuple[str, Optional[int], bool]]] = {}
+    for name, (count, at_least) in requests_per_stream(slices, page_size).items():
+        family = STREAM_FAMILIES.get(name, "query")
+        by_family.setdefault(family, []).append((name, count, at_least))
+    lines = []
+    for family in budget.families:
+        parts = by_family.get(family.name)
+        if not parts:
+            continue
+        parts.sort(key=lambda part: -(part[1] or 0))
+        known = sum(count or 0 for _, count, _ in parts)
+        more = any(at_least for _, _, at_least in parts)
+        shown = ", ".join(f"{name} {'?' if count is None else ('≥' if at_least else '') + f'{count:,}'}" for name, count, at_least in parts)
+        total = f"{known:,} {family.name} requests{' or more' if more else ''}"
+        least = least_time(known, family)
+        if least:
+            lines.append(f"Plan: {total} ({shown}): at {family} this sync needs at least {duration(least)}.")
+        else:
+            lines.append(f"Plan: {total} ({shown}): within the budget of {family}, no wait unless other clients spend it.")
+    return lines
+
+
+def log_plan(streams: Iterable[AbstractStream], budget: RequestBudget, config: Mapping[str, Any], logger: Any) -> None:
+    slices = {stream.name: partitions_of(stream) for stream in streams}
+    for line in plan_lines(slices, budget, int(config.get("page_size") or 1000)):
+        logger.info(line)

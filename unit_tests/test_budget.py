@@ -1,0 +1,203 @@
+"""The request budget's rules, on windows of a fraction of a second (integration_tests/test_rate_limits.py runs them
+against the simulator through the real command)."""
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from airbyte_cdk.sources.types import StreamSlice
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_mixpanel.budget import BudgetRetries, Family, RequestBudget, duration, refused_limit
+from source_mixpanel.plan import least_time, plan_lines
+
+MANIFEST = yaml.safe_load((Path(__file__).parent.parent / "manifest.yaml").read_text())
+HOURLY = "Query rate limit exceeded for project_id: 1. 1/5 queries running concurrently and 61/60 queries running in the last hour."
+
+
+def refusal(text=HOURLY, retry_after=None):
+    response = requests.Response()
+    response.status_code = 429
+    response._content = json.dumps({"request": "/api/query/funnels", "error": text}).encode()
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def answer():
+    response = requests.Response()
+    response.status_code = 200
+    return response
+
+
+def in_thread(work):
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("text, limit", [
+    (HOURLY, "window"),
+    ("Query rate limit exceeded for project_id: 1. 6/5 queries running concurrently and 12/60 queries running in the last hour.", "concurrent"),
+    ("Export rate limit exceeded for project_id: 1. 1/100 requests running concurrently, 4/3 requests in the last second and 9/60 requests in the last hour.", "second"),
+    ("Too many requests", "unknown"),
+    ("", "unknown"),
+])
+def test_a_refusal_names_the_limit_that_is_over(text, limit):
+    assert refused_limit(text) == limit
+
+
+def test_durations_read_as_a_person_says_them():
+    assert [duration(s) for s in (0.25, 42, 754, 3600, 100800, 100980)] == ["0.2 s", "42 s", "12 min 34 s", "1 h", "28 h", "28 h 3 min"]
+
+
+def test_never_more_than_the_window_allows_and_the_wait_is_logged(caplog):
+    family = Family("query", ".", per_window=2, window=1.5)
+    sent = []
+    with caplog.at_level("INFO", logger="airbyte"):
+        for _ in range(3):
+            family.acquire("GET /api/query/funnels")
+            sent.append(time.monotonic())
+            family.answered(answer())
+    assert sent[2] - sent[0] >= 1.5
+    (line,) = [record.message for record in caplog.records if record.message.startswith("Waiting ")]
+    assert ", until 20" in line and line.endswith("before the next query request (GET /api/query/funnels): 2 query requests in the last 1.5 s.")
+
+
+def test_never_more_than_three_a_second():
+    family = Family("export", ".", per_window=60, window=3600, per_second=3)
+    sent = []
+    for _ in range(4):
+        family.acquire("GET /api/2.0/export")
+        sent.append(time.monotonic())
+        family.answered(answer())
+    assert sent[3] - sent[0] >= 1
+
+
+def test_never_more_in_flight_than_allowed_and_a_request_that_raised_frees_its_place():
+    family = Family("query", ".", per_window=60, window=3600, in_flight=2)
+    budget = RequestBudget([family])
+    holding, finish = threading.Barrier(3), threading.Event()
+
+    def hold(ends_with_an_exception):
+        budget._local.family = family
+        family.acquire("GET /a")
+        holding.wait()
+        finish.wait(5)
+        if ends_with_an_exception:
+            BudgetRetries(config={}, parameters={}, api_budget=budget).interpret_response(requests.ConnectionError())
+        else:
+            budget.update_from_response(requests.Request("GET", "http://x/a").prepare(), answer())
+
+    threads = [in_thread(lambda: hold(False)), in_thread(lambda: hold(True))]
+    holding.wait()
+    third = threading.Event()
+    in_thread(lambda: (family.acquire("GET /a"), third.set()))
+    assert not third.wait(0.3)  # two in flight: the third waits
+    finish.set()
+    assert third.wait(5)
+    for thread in threads:
+        thread.join(5)
+    assert len(family._holders) == 1  # only the third holds a place now
+
+
+def test_a_full_window_at_mixpanel_blocks_the_family_and_one_request_probes():
+    family = Family("query", ".", per_window=60, window=6)  # a probe after window / 60 = 0.1 s
+    family.acquire("GET /a")
+    assert family.refused(refusal(), "GET /a", attempt=1) == 0  # the family waits, not just this request
+    probing, answered, others = threading.Event(), threading.Event(), threading.Event()
+
+    def probe():
+        family.acquire("GET /a")
+        probing.set()
+        answered.wait(5)
+        family.answered(answer())
+
+    in_thread(probe)
+    assert probing.wait(2)
+    in_thread(lambda: (family.acquire("GET /b"), others.set()))
+    assert not others.wait(0.4)  # nobody else goes before the probe is answered
+    answered.set()
+    assert others.wait(2)
+
+
+def test_retry_after_is_honoured():
+    family = Family("query", ".", per_window=60, window=3600)
+    family.acquire("GET /a")
+    family.refused(refusal(retry_after=1), "GET /a", attempt=1)
+    started = time.monotonic()
+    family.acquire("GET /a")
+    assert time.monotonic() - started >= 0.9
+
+
+def test_a_concurrency_refusal_sets_back_only_that_request():
+    family = Family("query", ".", per_window=60, window=3600)
+    family.acquire("GET /a")
+    concurrent = "Query rate limit exceeded for project_id: 1. 6/5 queries running concurrently and 2/60 queries running in the last hour."
+    pause = family.refused(refusal(concurrent), "GET /a", attempt=1)
+    assert 1 <= pause <= 2
+    started = time.monotonic()
+    family.acquire("GET /b")  # other requests are not held back
+    assert time.monotonic() - started < 0.5
+
+
+def test_refusals_for_longer_than_two_windows_end_in_a_transient_error_for_every_request():
+    family = Family("query", ".", per_window=60, window=0.3)
+    with pytest.raises(AirbyteTracedException) as raised:
+        for attempt in range(1, 100):
+            family.acquire("GET /a")
+            family.refused(refusal(), "GET /a", attempt)
+    assert raised.value.failure_type.value == "transient_error"
+    assert raised.value.message.startswith("Mixpanel kept refusing query requests for ")
+    assert "61/60 queries running in the last hour" in raised.value.message
+    assert "budget of 60 per 0.3 s" in raised.value.message
+    with pytest.raises(AirbyteTracedException):
+        family.acquire("GET /b")
+
+
+def test_check_says_the_budget_is_spent_after_a_minute_not_two_windows():
+    budget = RequestBudget([Family("query", ".", per_window=60, window=6)])
+    budget.for_check()
+    family = budget.families[0]
+    assert family.patience == 0.1
+    with pytest.raises(AirbyteTracedException) as raised:
+        for attempt in range(1, 100):
+            family.acquire("GET /a")
+            family.refused(refusal(), "GET /a", attempt)
+    assert "query budget for this project is spent right now" in raised.value.message
+
+
+def test_the_manifest_declares_the_families_and_the_config_sets_their_numbers():
+    config = {"query_requests_per_hour": 30, "export_requests_per_hour": 40, "rate_limit_window_seconds": 120}
+    budget = RequestBudget.from_manifest(MANIFEST["definitions"]["request_budget"], config)
+    query, export = budget.families
+    assert (query.per_window, query.window, query.in_flight, query.per_second) == (30, 120, 5, None)
+    assert (export.per_window, export.window, export.in_flight, export.per_second) == (40, 120, 100, 3)
+    defaults = RequestBudget.from_manifest(MANIFEST["definitions"]["request_budget"], {})
+    assert [(f.per_window, f.window) for f in defaults.families] == [(60, 3600), (60, 3600)]
+    families = {
+        "/api/query/engage": "query", "/api/2.0/engage": "query", "/api/query/funnels/list": "query",
+        "/api/2.0/annotations": "query", "/api/app/projects/1/annotations": "query", "/api/2.0/export": "export",
+    }
+    for path, name in families.items():
+        assert budget.family_of(requests.Request("GET", f"https://mixpanel.com{path}").prepare()).name == name
+    assert BudgetRetries(config={}, parameters={}, api_budget=budget).max_time == 3 * 120 + 900
+
+
+def test_the_plan_counts_requests_per_family_and_the_least_time_the_budget_allows():
+    budget = RequestBudget.from_manifest(MANIFEST["definitions"]["request_budget"], {})
+    query, export = budget.families
+    assert least_time(60, query) == 0 and least_time(61, query) == 3600 and least_time(1680, query) == 27 * 3600
+    assert least_time(53, export) == 52 / 3
+    cohorts = [StreamSlice(partition={"cohort_id": i}, cursor_slice={}, extra_fields={"count": count})
+               for i, count in enumerate([2500, 0] + [10] * 38)]
+    slices = {"funnels": [{}] * 1560, "cohort_members": cohorts, "engage": [{}], "export": [{}] * 53, "revenue": None}
+    assert plan_lines(slices, budget, page_size=1000) == [
+        "Plan: 1,607 query requests or more (funnels 1,560, cohort_members ≥42, engage ≥1, funnel list 1, cohorts list 1, "
+        "event property discovery 1, profile property discovery 1, revenue ?): at 60 an hour this sync needs at least 26 h.",
+        "Plan: 53 export requests (export 53): at 60 an hour and 3 a second this sync needs at least 17 s.",
+    ]
