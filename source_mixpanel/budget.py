@@ -82,17 +82,19 @@ def _refusal_text(response: requests.Response) -> str:
 
 
 class Family:
-    """One of Mixpanel's budgets (query or export): the calls of the run in its moving window, and its waits."""
+    """One of Mixpanel's budgets (query or export): the run's requests in its moving window, and the waits for it.
+
+    Python, with RequestBudget, because the manifest's api_budget cannot keep these limits (module docstring).
+    """
 
     def __init__(self, name: str, paths: str, per_window: int, window: float, per_second: Optional[int] = None,
-                 in_flight: Optional[int] = None, clock=time.monotonic) -> None:
+                 in_flight: Optional[int] = None) -> None:
         self.name, self.paths = name, re.compile(paths)
         self.per_window, self.window = int(per_window), float(window)
         self.per_second = int(per_second) if per_second else None
         self.in_flight = int(in_flight) if in_flight else None
         self.patience = 2 * self.window
         self.heartbeat = max(5.0, min(300.0, self.window / 12))  # Airbyte wants a sign of life every few minutes
-        self._clock = clock
         self._cond = threading.Condition()
         # One entry per request sent: when Mixpanel counted it at the latest (its answer, or the send while in flight).
         self._calls: List[List[float]] = []
@@ -118,12 +120,12 @@ class Family:
         me = threading.get_ident()
         with self._cond:
             self._release(me)
-            started = self._clock()
+            started = time.monotonic()
             while True:
                 if self._failure is not None:
                     raise AirbyteTracedException(message=self._failure, internal_message=self._failure,
                                                  failure_type=FailureType.transient_error)
-                now = self._clock()
+                now = time.monotonic()
                 wait, why = self._wait(now, me)
                 if wait == 0:
                     break
@@ -184,7 +186,7 @@ class Family:
         limit = refused_limit(text)
         retry_after = _retry_after(response)
         with self._cond:
-            now = self._clock()
+            now = time.monotonic()
             self._release(threading.get_ident())
             if self._refused_since is None:
                 self._refused_since, self._refusals = now, 0
@@ -230,7 +232,7 @@ class Family:
     def _release(self, me: int) -> None:
         call = self._holders.pop(me, None)
         if call is not None:
-            call[0] = max(call[0], self._clock())  # Mixpanel counted it no later than its answer came
+            call[0] = max(call[0], time.monotonic())  # Mixpanel counted it no later than its answer came
         if self._prober == me:
             self._prober = None
 

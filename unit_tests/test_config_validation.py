@@ -28,6 +28,9 @@ GOOD = {"credentials": SERVICE_ACCOUNT, "start_date": "2025-01-01"}
         ({"num_workers": "many"}, 'num_workers "many" is not a valid number of workers: use a whole number from 1 to 25.'),
         ({"num_workers": 26}, "num_workers 26 is not a valid number of workers: use a whole number from 1 to 25."),
         ({"num_workers": True}, "num_workers True is not a valid number of workers: use a whole number from 1 to 25."),
+        ({"query_requests_per_hour": 0}, "query_requests_per_hour 0 is not a valid number of query requests an hour: use a whole number 1 or more."),
+        ({"export_requests_per_hour": "60"}, 'export_requests_per_hour "60" is not a valid number of export requests an hour: use a whole number 1 or more.'),
+        ({"rate_limit_window_seconds": 0.5}, "rate_limit_window_seconds 0.5 is not a valid number of seconds: use a whole number 1 or more."),
         (
             {"credentials": {**SERVICE_ACCOUNT, "project_id": "abc"}},
             "credentials.project_id \"abc\" is not a project ID: a service account needs the integer project ID from Mixpanel's Project Settings > Overview.",
