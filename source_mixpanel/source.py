@@ -51,7 +51,8 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
             manifest["definitions"]["export_requester"]["read_timeout_in_seconds"] = timeout
         super().__init__(catalog=catalog, config=config, state=state, source_config=manifest, config_path=config_path)
         self.budget = RequestBudget.from_manifest(manifest["definitions"]["request_budget"], self._config)
-        # Every HttpRequester (and BudgetRetries) the factory builds from here on gets this one budget.
+        # Every HttpRequester (and BudgetRetries) the factory builds from here on gets this one budget; the factory
+        # has no public setter for a budget that is already built, and the manifest declares no api_budget.
         self._constructor._api_budget = self.budget
 
     def streams(self, config: Mapping[str, Any]) -> List[AbstractStream]:  # type: ignore[override]
