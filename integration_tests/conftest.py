@@ -61,15 +61,17 @@ class Run:
 
 
 def run_connector(tmp_path: Path, command: str, config: Optional[dict] = None, catalog: Any = None,
-                  state: Any = None, extra: Optional[List[str]] = None, cwd: Optional[Path] = None, timeout: int = 300) -> Run:
+                  state: Any = None, extra: Optional[List[str]] = None, cwd: Optional[Path] = None, timeout: int = 300,
+                  **popen: Any) -> Run:
+    """Runs the command with these files; a str value is written as it is (a file that is not JSON), others as JSON."""
     args = [CONNECTOR, command]
     for name, value in (("config", config), ("catalog", catalog), ("state", state)):
         if value is not None:
             path = tmp_path / f"{name}.json"
-            path.write_text(json.dumps(value))
+            path.write_text(value if isinstance(value, str) else json.dumps(value))
             args += [f"--{name}", str(path)]
     args += extra or []
-    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=cwd or tmp_path)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=cwd or tmp_path, **popen)
     messages = []
     for line in done.stdout.splitlines():
         if line.startswith("{"):
@@ -144,4 +146,5 @@ def _fresh_log(request):
     for name in request.fixturenames:
         if name in ("sim", "capped", "limited"):
             request.getfixturevalue(name).reset_log()
+            request.getfixturevalue(name).clear_hostile()
     yield

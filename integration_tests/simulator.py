@@ -47,7 +47,7 @@ GZIP_MIN_BYTES = 1400
 EXPORT_LIMIT_MAX = 100000
 EVENT_DISTINCT_IDS = 3000  # events draw their distinct_id from this many ids (profiles use a prefix)
 
-FAULTS = ("split_lines", "terminated_early", "cut", "stall", "5xx", "429")
+FAULTS = ("split_lines", "terminated_early", "cut", "stall", "5xx", "429", "gzip_unfinished", "close_delimited")
 FAMILIES = ("cohorts", "engage", "funnels", "revenue", "annotations", "events", "all_query")
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -246,6 +246,8 @@ class MixpanelSimulator:
         "export_per_second": int,
         "export_concurrent": int,
         "rate_retry_after": bool,
+        "engage_page_size_on_page_zero_only": bool,
+        "expire_next_sessions": int,
     }
 
     def __init__(
@@ -281,6 +283,8 @@ class MixpanelSimulator:
         export_per_second: int = 3,
         export_concurrent: int = 100,
         rate_retry_after: bool = False,
+        engage_page_size_on_page_zero_only: bool = False,
+        expire_next_sessions: int = 0,
     ):
         self.host = host
         self.port = port
@@ -314,6 +318,13 @@ class MixpanelSimulator:
         self.export_per_second = export_per_second
         self.export_concurrent = export_concurrent
         self.rate_retry_after = rate_retry_after
+        # Hostile answers, for the adversarial tests: see answer(), inject_export_lines() and extra_profiles.
+        self.engage_page_size_on_page_zero_only = engage_page_size_on_page_zero_only  # later pages omit page_size
+        self.expire_next_sessions = expire_next_sessions  # this many new engage sessions expire before page 1
+        self.extra_profiles: list[dict] = []  # engage profiles beyond the generated ones
+        self._answers: list[dict] = []
+        self._injections: list[tuple] = []
+        self._expiring: set = set()
 
         self.requests: list[dict] = []
         self._admitted: dict[str, list[float]] = {"query": [], "export": []}
@@ -422,6 +433,49 @@ class MixpanelSimulator:
             if name in ("first_event_day", "today") and value is not None and _parse_day(value) is None:
                 raise ValueError(f"{name} must be YYYY-MM-DD")
             setattr(self, name, value)
+
+    # ---------------------------------------------------------------- hostile answers
+    def answer(self, path_suffix: str, body, status: int = 200, content_type: str = "application/json",
+               when: dict | None = None, times: int | None = None) -> None:
+        """Answer requests whose path ends with `path_suffix` (and whose parameters include `when`) with this
+        status and body (bytes as they are, str as UTF-8, anything else as JSON), `times` times or for good."""
+        if not isinstance(body, bytes):
+            body = body.encode() if isinstance(body, str) else _json_bytes(body)
+        with self._lock:
+            self._answers.append({"path": path_suffix, "when": {k: str(v) for k, v in (when or {}).items()},
+                                  "status": status, "body": body, "type": content_type, "times": times})
+
+    def inject_export_lines(self, day: str, lines: list[bytes], where: str = "middle") -> None:
+        """Put these raw lines (each without its line break) into that day's export body: start, middle or end."""
+        with self._lock:
+            self._injections.append((day, where, list(lines)))
+
+    def clear_hostile(self) -> None:
+        """Forget canned answers, injected lines, extra profiles and expiring sessions."""
+        with self._lock:
+            self._answers, self._injections, self.extra_profiles = [], [], []
+            self._expiring, self.expire_next_sessions = set(), 0
+            self.engage_page_size_on_page_zero_only = False
+
+    def _canned(self, path: str, params: dict):
+        with self._lock:
+            for canned in self._answers:
+                matches = path.endswith(canned["path"]) and all(
+                    str(params.get(k)) == v for k, v in canned["when"].items())
+                if matches and canned["times"] != 0:
+                    if canned["times"] is not None:
+                        canned["times"] -= 1
+                    return canned
+        return None
+
+    def _injected(self, day: dt.date, body: bytes) -> bytes:
+        """One day's export body with the lines injected into it."""
+        lines = body.split(b"\n")[:-1]  # every line ends with a break
+        for injected_day, where, extra in self._injections:
+            if injected_day == day.isoformat():
+                at = {"start": 0, "middle": len(lines) // 2, "end": len(lines)}[where]
+                lines[at:at] = extra
+        return b"".join(line + b"\n" for line in lines)
 
     # ---------------------------------------------------------------- budgets (rate_limits)
     def spend_budget(self, seconds: float, families=("query", "export")) -> None:
@@ -610,6 +664,22 @@ class MixpanelSimulator:
                     left -= len(lines)
                 yield lines
 
+    def _export_days(self, from_day: dt.date, to_day: dt.date, events=None, limit=None):
+        """(day, lines) in batches, with the filter and limit applied; a whole day per batch while lines are
+        injected (they go by position in the day)."""
+        wanted = self._wanted(events)
+        left = limit
+        for day in self._served_days(from_day, to_day):
+            batches = self._day_batches(day, self.events_per_day, wanted)
+            if self._injections:
+                batches = [[line for batch in batches for line in batch]]
+            for lines in batches:
+                if left is not None:
+                    lines, left = lines[:left], left - min(left, len(lines))
+                yield day, lines
+                if left == 0:
+                    return
+
     def _export_count(self, from_day: dt.date, to_day: dt.date, events=None, limit=None) -> int:
         days = self._served_days(from_day, to_day)
         wanted = self._wanted(events)
@@ -704,6 +774,8 @@ class MixpanelSimulator:
             with self._lock:
                 self._memo = {k: v for k, v in self._memo.items() if k[0] != "profiles"}
                 self._memo[key] = cached
+        if self.extra_profiles:
+            return sorted(cached + self.extra_profiles, key=lambda p: p["$distinct_id"])
         return cached
 
     def engage_property_types(self) -> dict[str, str]:
@@ -820,6 +892,9 @@ class MixpanelSimulator:
             self._session_counter += 1
             sid = f"{1700000000 + self._session_counter}-SIM{self._session_counter:05X}"
             self._sessions[sid] = matching
+            if self.expire_next_sessions > 0:
+                self.expire_next_sessions -= 1
+                self._expiring.add(sid)
             while len(self._sessions) > 500:
                 self._sessions.pop(next(iter(self._sessions)))
         return sid
@@ -921,11 +996,12 @@ class _Body:
         if not self.started:
             self._start()
 
-    def finish(self) -> None:
+    def finish(self, complete: bool = True) -> None:
+        """End the body; `complete=False` leaves a gzip stream at its last flush point (no final block)."""
         if not self.started:
             self.h.send_bytes(200, b"".join(self.buffer), "text/plain; charset=utf-8", self.entry, gzip_ok=False)
             return
-        if self.comp is not None:
+        if self.comp is not None and complete:
             tail = self.comp.flush()
             if tail:
                 self.h.write_chunk(tail)
@@ -1126,6 +1202,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise _ApiError(int(retired), f"simulator: the {family} endpoint is retired")
         if kind != "export" and (family in sim.plan_refuses or (kind == "query" and "all_query" in sim.plan_refuses)):
             raise _ApiError(402, PLAN_ERROR)
+        canned = sim._canned(path, params)
+        if canned is not None:
+            self.send_bytes(canned["status"], canned["body"], canned["type"], entry, gzip_ok=False)
+            return
         sim.admit("export" if kind == "export" else "query", entry)
         if kind != "export" and sim.query_latency:
             sim._stopping.wait(float(sim.query_latency))
@@ -1210,9 +1290,12 @@ class _Handler(BaseHTTPRequestHandler):
                        f"4/3 requests in the last second and 1/60 requests in the last hour. (injected by the simulator)")
             raise _ApiError(429, message, body={"request": entry["path"], "error": message})
         gzip_ok = sim.gzip and self._accepts_gzip()
-        truncating = faults & {"terminated_early", "cut", "stall"}
+        truncating = faults & {"terminated_early", "cut", "stall", "gzip_unfinished"}
 
-        if sim.cache_bodies and not faults:
+        if "close_delimited" in faults:
+            self._serve_close_delimited(sim, from_day, to_day, events, limit, entry)
+            return
+        if sim.cache_bodies and not faults and not sim._injections:
             self._serve_cached(sim._export_body(from_day, to_day, events, limit), gzip_ok, entry,
                                (from_day, to_day, None if events is None else tuple(events), limit))
             return
@@ -1222,12 +1305,12 @@ class _Handler(BaseHTTPRequestHandler):
         stop_at = sim._export_count(from_day, to_day, events, limit) // 2 if truncating else None
         emitted = 0
         split_lines = "split_lines" in faults
-        for lines in sim._export_batches(from_day, to_day, events, limit):
+        for day, lines in sim._export_days(from_day, to_day, events, limit):
             if stop_at is not None and emitted + len(lines) >= stop_at:
                 lines = lines[: stop_at - emitted]
             if split_lines:
                 lines = [line.replace("\\n", "\n") if "\\n" in line else line for line in lines]
-            out.write("".join(lines).encode())
+            out.write(sim._injected(day, "".join(lines).encode()) if sim._injections else "".join(lines).encode())
             emitted += len(lines)
             if stop_at is not None and emitted >= stop_at:
                 break
@@ -1240,8 +1323,22 @@ class _Handler(BaseHTTPRequestHandler):
         elif "terminated_early" in faults:
             out.write(b"terminated early\n")
             out.finish()
+        elif "gzip_unfinished" in faults:  # ends at a flush point: no final block, no trailer
+            out.finish(complete=False)
         else:
             out.finish()
+
+    def _serve_close_delimited(self, sim, from_day, to_day, events, limit, entry) -> None:
+        """Half the body, plain, with neither a length nor chunks: it ends where the connection closes."""
+        lines = [line for _, day_lines in sim._export_days(from_day, to_day, events, limit) for line in day_lines]
+        entry["status"] = 200
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.headers_sent = True
+        self.wfile.write("".join(lines[: len(lines) // 2]).encode())
 
     def _serve_cached(self, body: bytes, gzip_ok: bool, entry: dict, key_args) -> None:
         entry["status"] = 200
@@ -1296,6 +1393,10 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             session_id = params.get("session_id")
             with sim._lock:
+                if session_id in sim._expiring:
+                    sim._expiring.discard(session_id)
+                    sim._sessions.pop(session_id, None)
+                    raise _ApiError(400, "simulator: the session expired: query again from page 0")
                 matching = sim._sessions.get(session_id) if isinstance(session_id, str) else None
             if matching is None:
                 raise _ApiError(400, "simulator: page > 0 needs the session_id returned by page 0")
@@ -1306,6 +1407,8 @@ class _Handler(BaseHTTPRequestHandler):
                         "$properties": {k: v for k, v in p["$properties"].items() if k in keep}} for p in results]
         response = {"page": page, "page_size": page_size, "results": results, "session_id": session_id,
                     "status": "ok"}
+        if page > 0 and sim.engage_page_size_on_page_zero_only:
+            del response["page_size"]
         if page == 0:
             response["total"] = len(matching)
         self.send_json(200, response, entry)

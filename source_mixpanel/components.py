@@ -1,15 +1,19 @@
 """Thin components for what manifest.yaml cannot say. Each class names, in its first line, why."""
 
+import datetime
 import json
 import logging
 import re
 import tempfile
 import threading
 import time
+import zlib
 from dataclasses import InitVar, dataclass, field
-from typing import IO, Any, Dict, Generator, Iterable, List, Mapping, MutableMapping, Optional, Tuple, Union
+from typing import IO, Any, Dict, Generator, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Tuple, Union
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
+import pytz
 import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.decoders.decoder import Decoder
@@ -24,42 +28,83 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import Erro
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from source_mixpanel.export_lines import BrokenBody, NotAnEvent, events, unix_time
 from source_mixpanel.properties import PropertyNames
 
 logger = logging.getLogger("airbyte")
 
-# The longest run of lines one record may span when text values hold raw line breaks.
-MAX_LINES_PER_RECORD = 64
 SPOOL_ATTRIBUTE = "_mixpanel_export_spool"
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-def parse_record_lines(lines: List[bytes]) -> Optional[Any]:
-    """One JSON value from one line, or from lines a raw line break split; None when they do not parse."""
-    if len(lines) == 1:
-        try:
-            return orjson.loads(lines[0])
-        except orjson.JSONDecodeError:
-            return None
-    try:
-        # strict=False takes the raw line breaks back as the characters they were.
-        return json.loads(b"\n".join(lines), strict=False)
-    except ValueError:
-        return None
+# ---------------------------------------------------------------------------------------------- saved states
+
+_warned_future_states: set = set()
 
 
-def body_end_problem(tail: bytes) -> Optional[str]:
-    """Why a body whose last bytes are `tail` is not a whole export, or None when it is."""
-    text = tail.rstrip(b"\r\n")
-    if not text:
+@dataclass
+class SavedStateCheck(StateMigration):
+    """Checks a saved state before a cursor reads it: a cursor value that is no time is a config error, and one
+    after today in the project's timezone is moved back to today, with one WARN.
+
+    Python because the CDK's cursors fail on a value they cannot parse with "Something went wrong", and take a
+    future value as it is, after which no sync reads anything again.
+    """
+
+    config: Mapping[str, Any]
+    parameters: InitVar[Mapping[str, Any]]
+    stream: str = ""
+    cursor_field: str = ""
+    formats: List[str] = field(default_factory=list)
+
+    def should_migrate(self, stream_state: Mapping[str, Any]) -> bool:
+        return bool(stream_state)
+
+    def migrate(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
+        state = dict(stream_state)
+        if self.cursor_field in state:
+            state[self.cursor_field] = self._checked(state[self.cursor_field])
+        if isinstance(state.get("state"), Mapping) and self.cursor_field in state["state"]:
+            state["state"] = {**state["state"], self.cursor_field: self._checked(state["state"][self.cursor_field])}
+        if "states" in state:  # per partition (funnels)
+            entries = state["states"]
+            if not isinstance(entries, list) or not all(isinstance(e, Mapping) and isinstance(e.get("cursor"), Mapping) for e in entries):
+                raise self._error("a \"states\" list whose entries are not partitions with a cursor")
+            state["states"] = [
+                {**e, "cursor": {**e["cursor"], self.cursor_field: self._checked(e["cursor"][self.cursor_field])}}
+                if self.cursor_field in e["cursor"] else e
+                for e in entries
+            ]
+        return state
+
+    def _checked(self, value: Any) -> str:
+        moment = self._parse(value)
+        if moment is None:
+            raise self._error(f"{self.cursor_field} {json.dumps(value)[:80]}, which is not a time")
+        zone = pytz.timezone(self.config.get("project_timezone") or "US/Pacific")
+        today = datetime.datetime.now(zone).replace(tzinfo=None).replace(hour=0, minute=0, second=0, microsecond=0)
+        if moment < today + datetime.timedelta(days=1):
+            return value
+        clamped = today.strftime(self.formats[0])
+        if self.stream not in _warned_future_states:
+            _warned_future_states.add(self.stream)
+            logger.warning(f"The saved state of {self.stream} is in the future ({self.cursor_field} {value}): the sync "
+                           f"resumes from {clamped}, today in the project's timezone.")
+        return clamped
+
+    def _parse(self, value: Any) -> Optional[datetime.datetime]:
+        for datetime_format in self.formats if isinstance(value, str) else ():
+            try:
+                moment = datetime.datetime.strptime(value, datetime_format)
+            except ValueError:
+                continue
+            return moment.astimezone(datetime.timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
         return None
-    lines = text.split(b"\n")
-    if b"terminated early" in lines[-1].lower():
-        return "ended with 'terminated early'"
-    for count in range(1, min(len(lines), MAX_LINES_PER_RECORD) + 1):
-        if isinstance(parse_record_lines(lines[-count:]), dict):
-            return None
-    return "ended in the middle of a record"
+
+    def _error(self, what: str) -> AirbyteTracedException:
+        message = (f"The saved state of {self.stream} holds {what}: pass the state a sync emitted, or reset the "
+                   f"stream's state in Airbyte to read it again from start_date.")
+        return AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
 
 
 # ---------------------------------------------------------------------------------------------- export
@@ -85,11 +130,12 @@ class ResumeAtStartOfDay(StateMigration):
 
 @dataclass
 class ExportBodyCheck(ErrorHandler):
-    """Reads each 200 export body to a spool file inside the HTTP retry loop and answers RETRY when it broke off.
+    """Reads each 200 export body to a spool file inside the HTTP retry loop, judging every line on the way, and
+    answers RETRY when the body broke off or holds a line that is not an event (FAIL when that comes twice).
 
-    Python because a decoder runs after the retry loop (raising there does not retry and records of
-    the bad body are already out), and a manifest response filter that reads a streamed body
-    consumes it. Non-200 answers are left (None) to the status filters declared after this one.
+    Python because a decoder runs after the retry loop (raising there does not retry, and the records before
+    the bad line are already out), and a manifest response filter that reads a streamed body consumes it.
+    Non-200 answers are left (None) to the handlers declared around this one.
     """
 
     config: Mapping[str, Any]
@@ -97,34 +143,230 @@ class ExportBodyCheck(ErrorHandler):
     # The chain's first handler (budget_retries in manifest.yaml) sets both for the whole chain.
     max_retries: Optional[int] = None
     max_time: Optional[int] = None
+    _not_events: Dict[str, int] = field(init=False, default_factory=dict)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def interpret_response(self, response_or_exception: Optional[Union[requests.Response, Exception]] = None) -> Optional[ErrorResolution]:
         response = response_or_exception
         if not isinstance(response, requests.Response) or response.status_code != 200:
             return None
-        spool = tempfile.TemporaryFile()
-        tail = b""
+        window = _export_range(response)
         try:
-            for chunk in response.iter_content(chunk_size=1 << 20):
-                spool.write(chunk)
-                tail = (tail + chunk)[-(1 << 20):]
-            problem = body_end_problem(tail)
-        except (requests.RequestException, Urllib3Error, OSError) as error:
+            spool = tempfile.TemporaryFile()
+        except OSError as error:
+            raise self._disk_error(window, error, 0)
+        problem = None
+        try:
+            replaced = 0
+            for line, _, was_replaced in events(_spooled_lines(_decoded_chunks(response), spool)):
+                replaced = replaced or (line if was_replaced else 0)
+            if replaced:
+                _warn_once("replaced", f"The export of {window} holds bytes that are not UTF-8 (first at line {replaced}): "
+                                       f"they are read as U+FFFD, and the rest of each value is kept.")
+        except _SpoolFailed as failed:
+            spool.close()
+            raise self._disk_error(window, failed.error, failed.written)
+        except NotAnEvent as not_an_event:
+            spool.close()
+            return self._not_an_event(window, not_an_event)
+        except BrokenBody as broken:
+            problem = str(broken)
+        except (requests.RequestException, Urllib3Error, OSError, zlib.error) as error:
             problem = f"broke off ({type(error).__name__})"
         finally:
             response.close()
         if problem:
             spool.close()
-            message = f"The export of {_export_range(response)} {problem}; requesting the whole range again."
+            message = f"The export of {window} {problem}; requesting the whole range again."
             logger.info(message)  # the CDK's own retry line calls every retry a rate limit
-            return ErrorResolution(
-                response_action=ResponseAction.RETRY,
-                failure_type=FailureType.transient_error,
-                error_message=message,
-            )
+            return ErrorResolution(ResponseAction.RETRY, FailureType.transient_error, message)
+        if _length_unknown(response):
+            _warn_once("unsized", "The export answered without a length, chunks or gzip (its body ends where the "
+                                  "connection closes): such bodies are read, but their completeness cannot be checked.")
         spool.seek(0)
         setattr(response, SPOOL_ATTRIBUTE, spool)
         return ErrorResolution(response_action=ResponseAction.SUCCESS)
+
+    def _not_an_event(self, window: str, not_an_event: NotAnEvent) -> ErrorResolution:
+        """The first time for a window, ask again (a garbled answer); the second, stop before any of its records."""
+        with self._lock:
+            self._not_events[window] = seen = self._not_events.get(window, 0) + 1
+        if seen == 1:
+            message = f"The export of {window} holds {not_an_event.what} at line {not_an_event.line}; requesting the whole range again."
+            logger.info(message)
+            return ErrorResolution(ResponseAction.RETRY, FailureType.transient_error, message)
+        message = (f"The export of {window} held {not_an_event.what} at line {not_an_event.line}, again when asked a "
+                   f"second time: the sync stops before any record of that window rather than skip the line.")
+        raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
+
+    @staticmethod
+    def _disk_error(window: str, error: OSError, written: int) -> AirbyteTracedException:
+        folder = tempfile.gettempdir()
+        message = (f"The export of {window} cannot be spooled in {folder} ({error.strerror or error}): a window needs "
+                   f"at least {max(1, written >> 20)} MB of free disk there; free some, point TMPDIR elsewhere, or set "
+                   f"a smaller export_window_days.")
+        return AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
+
+
+class _SpoolFailed(Exception):
+    """Writing the spool failed: the local disk, not the network."""
+
+    def __init__(self, error: OSError, written: int) -> None:
+        super().__init__(str(error))
+        self.error, self.written = error, written
+
+
+def _decoded_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body's bytes, un-gzipped here rather than by urllib3 so that a gzip stream cut at a flush point,
+    which urllib3 takes as whole, is caught."""
+    if (response.headers.get("Content-Encoding") or "").strip().lower() != "gzip":
+        yield from response.raw.stream(1 << 20, decode_content=True)
+        return
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    for raw in response.raw.stream(1 << 20, decode_content=False):
+        data = decompressor.decompress(raw)
+        while decompressor.eof and decompressor.unused_data:  # another gzip member follows
+            rest, decompressor = decompressor.unused_data, zlib.decompressobj(16 + zlib.MAX_WBITS)
+            data += decompressor.decompress(rest)
+        if data:
+            yield data
+    if not decompressor.eof:
+        raise BrokenBody("ended before the end of its gzip stream")
+
+
+def _spooled_lines(chunks: Iterable[bytes], spool: IO[bytes]) -> Iterator[bytes]:
+    """The lines of the body, written to the spool as they pass."""
+    rest, written = b"", 0
+    for chunk in chunks:
+        try:
+            spool.write(chunk)
+        except OSError as error:
+            raise _SpoolFailed(error, written) from error
+        written += len(chunk)
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
+
+
+def _length_unknown(response: requests.Response) -> bool:
+    headers = response.headers
+    gzip = (headers.get("Content-Encoding") or "").strip().lower() == "gzip"
+    return not gzip and "Content-Length" not in headers and "chunked" not in (headers.get("Transfer-Encoding") or "").lower()
+
+
+_warned: set = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(kind: str, message: str) -> None:
+    """One WARN per sync for each kind of thing a sync cannot fix but should say."""
+    with _warned_lock:
+        if kind in _warned:
+            return
+        _warned.add(kind)
+    logger.warning(message)
+
+
+_restarted_queries: set = set()
+_restarted_lock = threading.Lock()
+
+
+@dataclass
+class AnswerCheck(ErrorHandler):
+    """Reads every answer before the declared filters: Mixpanel's 400s, and 200s that hold no data.
+
+    - A 400 ends the request at once with Mixpanel's own words and the window asked for: older Mixpanel's bad
+      credentials, a to_date after today in the project's timezone, or a window or filter it refuses. On an
+      engage continuation page it means the session expired: the query restarts from page 0, once.
+    - A 200 whose JSON is an error object (`{"error": ...}`, `"status": "error"`) or that is not JSON is a
+      failed request, retried like a 5xx. Streamed export bodies are left to ExportBodyCheck.
+
+    Python because a declared filter's message cannot show a text body or the request's window, cannot tell a
+    continuation page or a 200 from other answers, and the chain keeps the last FAIL, not the first.
+    """
+
+    config: Mapping[str, Any]
+    parameters: InitVar[Mapping[str, Any]]
+    auth_failure_message: str = ""
+    # The chain's first handler (budget_retries in manifest.yaml) sets both for the whole chain.
+    max_retries: Optional[int] = None
+    max_time: Optional[int] = None
+
+    def interpret_response(self, response_or_exception: Optional[Union[requests.Response, Exception]] = None) -> Optional[ErrorResolution]:
+        response = response_or_exception
+        if not isinstance(response, requests.Response):
+            return None
+        if response.status_code == 400:
+            return self._refused(response)
+        if response.status_code == 200 and response._content_consumed and not _is_data(response):
+            message = f"Mixpanel answered {urlsplit(response.url or '').path} with {_answer_text(response)} in place of data."
+            return ErrorResolution(ResponseAction.RETRY, FailureType.transient_error, message)
+        return None
+
+    def _refused(self, response: requests.Response) -> ErrorResolution:
+        text = _answer_text(response)
+        asked = _request_parameters(response.request)
+        path = urlsplit(response.url or "").path
+        answered = f"{response.request.method if response.request else 'GET'} {response.url} answered 400: {text}"
+        if "Unable to authenticate request" in text:
+            raise _config_error(self.auth_failure_message, answered)
+        if "to_date cannot be later than today" in text:
+            raise _config_error("Mixpanel says the export asked for a day after today in the project's timezone: set "
+                                "project_timezone to the timezone in Mixpanel's Project Settings > Overview.", answered)
+        if asked.get("session_id") and asked.get("page") not in (None, "", "0"):
+            query = json.dumps({k: v for k, v in asked.items() if k not in ("session_id", "page")}, sort_keys=True)
+            with _restarted_lock:
+                first_time = query not in _restarted_queries
+                _restarted_queries.add(query)
+            if first_time:
+                logger.info(f"Mixpanel refused page {asked['page']} of an engage query ({text}): its session expired; "
+                            f"reading the query again from page 0 (profiles already read come again).")
+                return ErrorResolution(ResponseAction.RESET_PAGINATION, FailureType.transient_error, text)
+            message = f"Mixpanel's engage session expired again after the query restarted from page 0 ({text}): run the sync again."
+            raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.transient_error)
+        window = f" for {asked['from_date']}..{asked['to_date']}" if asked.get("from_date") else ""
+        raise _config_error(f"Mixpanel refused {path}{window} (400: {text}): check start_date, end_date and the "
+                            f"export filters in the config.", answered)
+
+
+def _is_data(response: requests.Response) -> bool:
+    """Whether a read body is Mixpanel's JSON data: a list, or an object that is not an error."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    if isinstance(body, list):
+        return True
+    return isinstance(body, dict) and "error" not in body and body.get("status") != "error"
+
+
+def _answer_text(response: requests.Response) -> str:
+    """Mixpanel's words in an answer, short: its error field, or the start of the body."""
+    try:
+        body = response.json()
+        if isinstance(body, dict) and body.get("error"):
+            return f"the error {str(body['error'])[:300]!r}"
+    except ValueError:
+        pass
+    text = (response.text or "").strip()
+    return repr(text[:300]) if text else "an empty body"
+
+
+def _request_parameters(request: Optional[requests.PreparedRequest]) -> Dict[str, str]:
+    """The query string and form body of a request."""
+    if request is None:
+        return {}
+    asked = dict(parse_qsl(urlsplit(request.url or "").query))
+    body = request.body.decode() if isinstance(request.body, bytes) else request.body
+    if isinstance(body, str) and "=" in body and not body.lstrip().startswith("{"):
+        asked.update(parse_qsl(body))
+    return asked
+
+
+def _config_error(message: str, internal_message: str) -> AirbyteTracedException:
+    return AirbyteTracedException(message=message, internal_message=internal_message, failure_type=FailureType.config_error)
 
 
 def _export_range(response: requests.Response) -> str:
@@ -253,35 +495,20 @@ class ExportDecoder(Decoder):
     def _records(self, spool: IO[bytes], response: requests.Response) -> Generator[MutableMapping[str, Any], None, None]:
         column = self._names.column
         gmtime, strftime = time.gmtime, time.strftime
-        pending: List[bytes] = []
-        line_number = 0
-        for line_number, line in enumerate(spool, start=1):
-            line = line.rstrip(b"\r\n")
-            if not line and not pending:
-                continue
-            pending.append(line)
-            event = parse_record_lines(pending)
-            if not isinstance(event, dict):
-                if len(pending) < MAX_LINES_PER_RECORD:
-                    continue
-                break
-            pending = []
-            # Shaped here, in one pass: properties to the top level, names through the rename map, types kept.
-            record = {"event": event.get("event")}
-            for name, value in (event.get("properties") or {}).items():
-                target = column(name)
-                if target is not None:
-                    record[target] = value
-            moment = record.get("time")
-            if isinstance(moment, (int, float)) and not isinstance(moment, bool):
-                record["time"] = strftime("%Y-%m-%dT%H:%M:%SZ", gmtime(moment))
-            yield record
-        if pending:
-            raise AirbyteTracedException(
-                message=f"The export of {_export_range(response)} holds a line that is not JSON (line {line_number - len(pending) + 1}); the sync stops rather than skip it.",
-                internal_message=f"unparseable export lines starting: {pending[0][:200]!r}",
-                failure_type=FailureType.system_error,
-            )
+        try:
+            for _, event, _ in events(spool):
+                # Shaped here, in one pass: properties to the top level, names through the rename map, types kept.
+                record = {"event": event["event"]}
+                for name, value in event["properties"].items():
+                    target = column(name)
+                    if target is not None:
+                        record[target] = value
+                if "time" in record:
+                    record["time"] = strftime("%Y-%m-%dT%H:%M:%SZ", gmtime(unix_time(record["time"])))
+                yield record
+        except (NotAnEvent, BrokenBody) as problem:  # the body check read this same spool and passed it
+            message = f"The export of {_export_range(response)} changed between its check and its reading ({problem}): this is a connector bug."
+            raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
 
 
 # ---------------------------------------------------------------------------------------------- reports

@@ -1,8 +1,8 @@
 """Config validation with one human sentence per problem.
 
-Python because the manifest cannot say it: the CDK's PredicateValidator crashes, a custom validator's
-ValueError surfaces as a system_error, and a bad num_workers crashes before spec validation
-(../shared/airbyte-cdk-notes.md). This runs in the entry point before the source is built.
+Python because the manifest cannot say it: in airbyte-cdk 7.39 the CDK's PredicateValidator crashes, a custom
+validator's ValueError surfaces as a system_error, and a bad num_workers crashes before spec validation. This
+runs in the entry point before the source is built; the numbers' bounds are the spec's.
 """
 
 import datetime
@@ -12,10 +12,13 @@ from urllib.parse import urlsplit
 
 import pytz
 
+from source_mixpanel.source import load_manifest
+
 REGIONS = ("US", "EU", "IN")
 SERVICE_ACCOUNT = "Service Account"
 PROJECT_SECRET = "Project Secret"
 
+EPOCH = datetime.date(1970, 1, 1)
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(T(\d{2}):(\d{2}):(\d{2})Z)?$")
 
 
@@ -51,10 +54,27 @@ def parse_day(name: str, value: Any) -> Optional[datetime.date]:
     raise InvalidConfig(f'{name} "{value}" is not a date: use YYYY-MM-DD (or YYYY-MM-DDTHH:MM:SSZ).')
 
 
-def _whole_number(config: Mapping[str, Any], name: str, minimum: int, unit: str, maximum: Optional[int] = None) -> None:
+# The spec's whole numbers and their unit; their bounds are the spec's `minimum` and `maximum`.
+WHOLE_NUMBERS = {
+    "attribution_window": "days",
+    "date_window_size": "days",
+    "export_window_days": "days",
+    "export_lookback_window": "seconds",
+    "page_size": "profiles per page",
+    "num_workers": "workers",
+    "export_read_timeout": "seconds",
+    "query_requests_per_hour": "query requests an hour",
+    "export_requests_per_hour": "export requests an hour",
+    "rate_limit_window_seconds": "seconds",
+}
+
+
+def _whole_number(config: Mapping[str, Any], name: str, unit: str) -> None:
     value = config.get(name)
     if value is None:
         return
+    bounds = load_manifest()["spec"]["connection_specification"]["properties"][name]
+    minimum, maximum = bounds["minimum"], bounds.get("maximum")
     in_range = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
     if in_range and (maximum is None or value <= maximum):
         return
@@ -70,10 +90,12 @@ def _credentials(config: Mapping[str, Any]) -> None:
     credentials = credentials or {}
     method = auth_method(config)
     if method == SERVICE_ACCOUNT:
-        for field, where in (("username", "username"), ("secret", "secret")):
-            if not credentials.get(field):
+        for field in ("username", "secret"):
+            value = credentials.get(field)
+            if not value or not isinstance(value, str):
+                problem = "is empty" if not value else "must be text"
                 raise InvalidConfig(
-                    f"credentials.{field} is empty: copy the service account's {where} from Mixpanel's Organization Settings > Service Accounts."
+                    f"credentials.{field} {problem}: copy the service account's {field} from Mixpanel's Organization Settings > Service Accounts."
                 )
         project_id = credentials.get("project_id", config.get("project_id"))
         is_integer = isinstance(project_id, int) and not isinstance(project_id, bool)
@@ -83,8 +105,10 @@ def _credentials(config: Mapping[str, Any]) -> None:
                 f"credentials.project_id {shown}: a service account needs the integer project ID from Mixpanel's Project Settings > Overview."
             )
     elif method == PROJECT_SECRET:
-        if not (credentials.get("api_secret") or config.get("api_secret")):
-            raise InvalidConfig("credentials.api_secret is empty: copy the project secret from Mixpanel's Project Settings > Access Keys.")
+        value = credentials.get("api_secret") or config.get("api_secret")
+        if not value or not isinstance(value, str):
+            problem = "is empty" if not value else "must be text"
+            raise InvalidConfig(f"credentials.api_secret {problem}: copy the project secret from Mixpanel's Project Settings > Access Keys.")
     elif method is None:
         raise InvalidConfig("credentials are missing: set a service account (username, secret, project_id) or a project secret (api_secret).")
     else:
@@ -99,8 +123,11 @@ def _base_url(config: Mapping[str, Any], name: str, example: str) -> None:
         parts = urlsplit(value)
         valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path in ("", "/")
         valid = valid and not parts.query and not parts.fragment and (parts.port or 0) >= 0
+        with_credentials = bool(parts.username or parts.password)
     except (ValueError, TypeError, AttributeError):  # not a string, or a port that is not a number
-        valid = False
+        valid = with_credentials = False
+    if with_credentials:  # never repeat the value: it holds a password
+        raise InvalidConfig(f"{name} holds a user name or password (user:password@host): remove them; Mixpanel's credentials go in credentials.")
     if not valid:
         raise InvalidConfig(f'{name} "{value}" is not a base URL: use a scheme, host and optional port only, e.g. {example}.')
 
@@ -111,6 +138,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
 
     start = parse_day("start_date", config.get("start_date"))
     end = parse_day("end_date", config.get("end_date"))
+    for name, day in (("start_date", start), ("end_date", end)):
+        if day and day < EPOCH:
+            raise InvalidConfig(f"{name} {day} is before 1970-01-01, where Mixpanel's times begin: set a later date.")
     if start and end and end < start:
         raise InvalidConfig(f"end_date {end} is before start_date {start}: set an end_date on or after the start_date.")
 
@@ -127,16 +157,8 @@ def validate_config(config: Mapping[str, Any]) -> None:
     if region is not None and region not in REGIONS:
         raise InvalidConfig(f'region "{region}" is not a Mixpanel region: use US, EU or IN.')
 
-    _whole_number(config, "attribution_window", 0, "days")
-    _whole_number(config, "date_window_size", 1, "days")
-    _whole_number(config, "export_window_days", 1, "days")
-    _whole_number(config, "export_lookback_window", 0, "seconds")
-    _whole_number(config, "page_size", 1, "profiles per page")
-    _whole_number(config, "num_workers", 1, "workers", maximum=25)
-    _whole_number(config, "export_read_timeout", 1, "seconds")
-    _whole_number(config, "query_requests_per_hour", 1, "query requests an hour")
-    _whole_number(config, "export_requests_per_hour", 1, "export requests an hour")
-    _whole_number(config, "rate_limit_window_seconds", 1, "seconds")
+    for name, unit in WHOLE_NUMBERS.items():
+        _whole_number(config, name, unit)
 
     if config.get("select_properties_by_default") is not None and not isinstance(config["select_properties_by_default"], bool):
         raise InvalidConfig("select_properties_by_default must be true or false.")

@@ -8,7 +8,15 @@ from typing import Any, Iterable, List, Mapping, Optional
 import orjson
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
 from airbyte_cdk.logger import PRINT_BUFFER
-from airbyte_cdk.models import AirbyteMessage, FailureType, Type
+from airbyte_cdk.models import (
+    AirbyteMessage,
+    AirbyteStateMessage,
+    AirbyteStateMessageSerializer,
+    ConfiguredAirbyteCatalog,
+    ConfiguredAirbyteCatalogSerializer,
+    FailureType,
+    Type,
+)
 from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
@@ -59,15 +67,50 @@ def message_to_string(message: AirbyteMessage) -> str:
         return json.dumps({"type": "RECORD", "record": body}, ensure_ascii=False)
 
 
-def _read_config(path: str) -> Mapping[str, Any]:
+def _read_json(path: str, what: str, hint: str) -> Any:
+    """A file's JSON, or one sentence that says what is wrong with it."""
     try:
-        with open(path) as file:
-            config = json.load(file)
-    except (OSError, ValueError):
-        raise InvalidConfig(f"The config file {path} could not be read as JSON: pass a JSON object with --config.") from None
+        with open(path, "rb") as file:
+            return json.loads(file.read())
+    except FileNotFoundError:
+        raise InvalidConfig(f"The {what} file {path} does not exist: {hint}.") from None
+    except OSError as error:
+        raise InvalidConfig(f"The {what} file {path} cannot be read ({error.strerror}): {hint}.") from None
+    except ValueError:
+        raise InvalidConfig(f"The {what} file {path} is not JSON: {hint}.") from None
+
+
+CONFIG_HINT = "pass a JSON object with --config"
+CATALOG_HINT = "pass a configured catalog with --catalog (discover lists the streams)"
+STATE_HINT = "pass the state a previous sync emitted, or leave --state out to start from start_date"
+
+
+def _read_config(path: str) -> Mapping[str, Any]:
+    config = _read_json(path, "config", CONFIG_HINT)
     if not isinstance(config, dict):
-        raise InvalidConfig(f"The config file {path} holds no JSON object: pass a JSON object with --config.")
+        raise InvalidConfig(f"The config file {path} holds no JSON object: {CONFIG_HINT}.")
     return config
+
+
+def _read_catalog(path: str) -> ConfiguredAirbyteCatalog:
+    catalog = _read_json(path, "catalog", CATALOG_HINT)
+    try:
+        return ConfiguredAirbyteCatalogSerializer.load(catalog)
+    except Exception:  # noqa: BLE001 - the serializer's errors name fields, not what to do
+        raise InvalidConfig(f"The catalog file {path} is not a configured catalog: {CATALOG_HINT}.") from None
+
+
+def _read_state(path: str) -> List[AirbyteStateMessage]:
+    state = _read_json(path, "state", STATE_HINT)
+    if state is None or state == []:
+        return []
+    try:
+        messages = [AirbyteStateMessageSerializer.load(message) for message in state]
+        if not all(message.stream or message.global_ or message.data for message in messages):
+            raise ValueError("a state message without a stream, global or data part")
+        return messages
+    except Exception:  # noqa: BLE001 - the serializer's errors name fields, not what to do
+        raise InvalidConfig(f"The state file {path} does not hold a list of Airbyte state messages: {STATE_HINT}.") from None
 
 
 def _config_error_messages(command: str, message: str) -> Iterable[str]:
@@ -83,25 +126,22 @@ def run(args: Optional[List[str]] = None) -> None:
     parsed = AirbyteEntrypoint.parse_args(args)
     config_path = getattr(parsed, "config", None)
     config: Optional[Mapping[str, Any]] = None
-    if config_path:
-        try:
+    catalog_path = getattr(parsed, "catalog", None)
+    state_path = getattr(parsed, "state", None)
+    try:
+        if config_path:
             config = _read_config(config_path)
             for token in basic_auth_tokens(config):
                 add_to_secrets(token)
             validate_config(config)
-        except InvalidConfig as problem:
-            for line in _config_error_messages(parsed.command, str(problem)):
-                print(line)
-            sys.exit(0 if parsed.command == "check" else 1)
+        catalog = _read_catalog(catalog_path) if catalog_path else None
+        state = _read_state(state_path) if state_path else None
+    except InvalidConfig as problem:
+        for line in _config_error_messages(parsed.command, str(problem)):
+            print(line)
+        sys.exit(0 if parsed.command == "check" else 1)
 
-    catalog_path = getattr(parsed, "catalog", None)
-    state_path = getattr(parsed, "state", None)
-    source = SourceMixpanel(
-        catalog=SourceMixpanel.read_catalog(catalog_path) if catalog_path else None,
-        config=config,
-        state=SourceMixpanel.read_state(state_path) if state_path else None,
-        config_path=config_path,
-    )
+    source = SourceMixpanel(catalog=catalog, config=config, state=state, config_path=config_path)
     AirbyteEntrypoint.airbyte_message_to_string = staticmethod(message_to_string)
     entrypoint = MixpanelEntrypoint(source)
     with PRINT_BUFFER:

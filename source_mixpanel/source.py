@@ -1,20 +1,35 @@
 """The declarative source, built from the manifest that ships inside this package."""
 
+import copy
+import functools
 import logging
 import time
 from pathlib import Path
 from typing import Any, Iterator, List, Mapping, Optional
 
 import yaml
-from airbyte_cdk.models import AirbyteConnectionStatus, AirbyteMessage, AirbyteStateMessage, ConfiguredAirbyteCatalog
+from airbyte_cdk.models import (
+    AirbyteConnectionStatus,
+    AirbyteMessage,
+    AirbyteStateMessage,
+    ConfiguredAirbyteCatalog,
+    FailureType,
+)
 from airbyte_cdk.sources.declarative.concurrent_declarative_source import ConcurrentDeclarativeSource
 from airbyte_cdk.sources.declarative.incremental import ConcurrentPerPartitionCursor
 from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel.budget import RequestBudget
 from source_mixpanel.plan import log_plan
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@functools.lru_cache(maxsize=None)
+def load_manifest() -> Mapping[str, Any]:
+    """The packaged manifest, parsed once per process (config validation reads its spec too). Do not change it."""
+    return yaml.safe_load(manifest_path().read_text())
 
 
 def manifest_path() -> Path:
@@ -45,7 +60,7 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
         state: Optional[List[AirbyteStateMessage]] = None,
         config_path: Optional[str] = None,
     ) -> None:
-        manifest = yaml.safe_load(manifest_path().read_text())
+        manifest = copy.deepcopy(load_manifest())
         timeout = (config or {}).get("export_read_timeout")
         if timeout:
             manifest["definitions"]["export_requester"]["read_timeout_in_seconds"] = timeout
@@ -79,6 +94,12 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
         selected = {configured.stream.name for configured in catalog.streams}
         # Streams of their own: planning reads the funnel and cohort lists, which the read's streams then take
         # from the CDK's request cache (parents are cached), so the plan costs no request.
-        planned = [stream for stream in self.streams(config=self._config) if stream.name in selected]
+        streams = self.streams(config=self._config)
+        unknown = selected - {stream.name for stream in streams}
+        if unknown:  # the CDK would skip them and report nothing
+            message = (f"The catalog names streams this connector does not have ({', '.join(sorted(unknown))}): run "
+                       f"discover and select from {', '.join(stream.name for stream in streams)}.")
+            raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
+        planned = [stream for stream in streams if stream.name in selected]
         log_plan(planned, self.budget, self._config, logger)
         yield from super().read(logger, config, catalog, state)

@@ -1,0 +1,116 @@
+"""Mixpanel's export body, line by line: one reader for the body check (every line, before any record goes out)
+and the decoder (the records), so both judge a line the same way.
+
+Python because no manifest decoder rejoins records split over lines, tells a body that broke off from one that
+ended, or fails on a line that is not an event (JsonlDecoder logs and skips it).
+"""
+
+import datetime
+import json
+from typing import Any, Iterable, Iterator, List, Optional, Tuple
+
+import orjson
+
+# The longest run of lines one record may span when text values hold raw line breaks.
+MAX_LINES_PER_RECORD = 64
+BOM = b"\xef\xbb\xbf"
+_UNPARSED = object()
+
+
+class BrokenBody(Exception):
+    """The body broke off: `terminated early`, or it ended in the middle of a record. Asking again may help."""
+
+
+class NotAnEvent(Exception):
+    """A line that is JSON but not an event, or not JSON at all. Its content is never repeated: it is personal data."""
+
+    def __init__(self, line: int, what: str) -> None:
+        super().__init__(f"line {line}: {what}")
+        self.line, self.what = line, what
+
+
+def unix_time(value: Any) -> Optional[float]:
+    """Mixpanel's `time` as Unix seconds: a number, a number in a string, or an ISO time with its offset; None
+    for anything ambiguous (an ISO time without an offset) or that is no time at all."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo else None
+
+
+def event_problem(value: Any) -> Optional[str]:
+    """Why a parsed line is not an event, in words that hold none of its content; None when it is one."""
+    if not isinstance(value, dict):
+        return f"a JSON {type(value).__name__.replace('NoneType', 'null').replace('dict', 'object')} where an event belongs"
+    if "event" not in value:
+        return "an error object where an event belongs" if "error" in value else "an object without an event name"
+    properties = value.get("properties")
+    if not isinstance(properties, dict):
+        return "properties that are not an object"
+    if unix_time(properties.get("time")) is None:
+        return "a time that is missing or not a Unix time"
+    return None
+
+
+def _parse(lines: List[bytes]) -> Tuple[Any, bool]:
+    """One JSON value from a line or a run of lines (a record a raw line break split), and whether bytes that
+    are not UTF-8 were read as U+FFFD; _UNPARSED when they do not parse."""
+    data = lines[0] if len(lines) == 1 else b"\n".join(lines)
+    try:
+        return orjson.loads(data), False
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        text, replaced = data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, replaced = data.decode("utf-8", "replace"), True
+    try:
+        # strict=False takes raw line breaks and control characters in text values as they are.
+        return json.loads(text, strict=False), replaced
+    except ValueError:
+        return _UNPARSED, False
+
+
+def events(lines: Iterable[bytes]) -> Iterator[Tuple[int, dict, bool]]:
+    """(line number, event, whether it held bytes read as U+FFFD) for every event in the body's lines.
+
+    A BOM and blank lines are skipped, records split over lines rejoined. Raises NotAnEvent for a line that is
+    not an event, BrokenBody when the body says it was cut (`terminated early`) or ends inside a record.
+    """
+    pending: List[bytes] = []
+    start = 0
+    for number, line in enumerate(lines, start=1):
+        line = line.rstrip(b"\r\n")
+        if number == 1 and line.startswith(BOM):
+            line = line[len(BOM):]
+        if not pending:
+            if not line.strip():
+                continue
+            start = number
+        pending.append(line)
+        value, replaced = _parse(pending)
+        if value is _UNPARSED:
+            if len(pending) == 1 and b"terminated early" in line.lower():
+                raise BrokenBody(f"said 'terminated early' at line {number}")
+            alone, _ = _parse([line]) if len(pending) > 1 else (_UNPARSED, False)
+            if len(pending) >= MAX_LINES_PER_RECORD or (isinstance(alone, dict) and "event" in alone):
+                raise NotAnEvent(start, "a line that is not JSON")
+            continue
+        problem = event_problem(value)
+        if problem:
+            raise NotAnEvent(start, problem)
+        pending = []
+        yield start, value, replaced
+    if pending:
+        raise BrokenBody(f"ended in the middle of a record (line {start})")
