@@ -144,7 +144,7 @@ def sim():
 def _fresh_log(request):
     """Each test reads only its own requests; switches a test flips are its own to reset."""
     for name in request.fixturenames:
-        if name in ("sim", "capped", "limited"):
+        if name in ("sim", "capped", "limited", "capped_small"):
             request.getfixturevalue(name).reset_log()
             request.getfixturevalue(name).clear_hostile()
     yield

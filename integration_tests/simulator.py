@@ -302,7 +302,7 @@ class MixpanelSimulator:
         self.faults = set(faults)
         self.fault_attempts = fault_attempts
         self.stall_seconds = stall_seconds
-        # Seconds sent as Retry-After on a truncated export body, so a test can exhaust retries quickly.
+        # Seconds sent as Retry-After on a faulty or injected export answer, so a test's retries come quickly.
         self.fault_retry_after = fault_retry_after
         self.cache_bodies = cache_bodies
         self.n_funnels = n_funnels
@@ -436,19 +436,21 @@ class MixpanelSimulator:
 
     # ---------------------------------------------------------------- hostile answers
     def answer(self, path_suffix: str, body, status: int = 200, content_type: str = "application/json",
-               when: dict | None = None, times: int | None = None) -> None:
+               when: dict | None = None, times: int | None = None, headers: dict | None = None) -> None:
         """Answer requests whose path ends with `path_suffix` (and whose parameters include `when`) with this
-        status and body (bytes as they are, str as UTF-8, anything else as JSON), `times` times or for good."""
+        status, body (bytes as they are, str as UTF-8, anything else as JSON) and headers, `times` times or for good."""
         if not isinstance(body, bytes):
             body = body.encode() if isinstance(body, str) else _json_bytes(body)
         with self._lock:
             self._answers.append({"path": path_suffix, "when": {k: str(v) for k, v in (when or {}).items()},
-                                  "status": status, "body": body, "type": content_type, "times": times})
+                                  "status": status, "body": body, "type": content_type, "times": times,
+                                  "headers": dict(headers or {})})
 
-    def inject_export_lines(self, day: str, lines: list[bytes], where: str = "middle") -> None:
-        """Put these raw lines (each without its line break) into that day's export body: start, middle or end."""
+    def inject_export_lines(self, day: str, lines: list[bytes], where: str = "middle", attempts: int | None = None) -> None:
+        """Put these raw lines (each without its line break) into that day's export body (start, middle or end),
+        in its first `attempts` answers or in all of them."""
         with self._lock:
-            self._injections.append((day, where, list(lines)))
+            self._injections.append((day, where, list(lines), attempts))
 
     def clear_hostile(self) -> None:
         """Forget canned answers, injected lines, extra profiles and expiring sessions."""
@@ -468,11 +470,11 @@ class MixpanelSimulator:
                     return canned
         return None
 
-    def _injected(self, day: dt.date, body: bytes) -> bytes:
-        """One day's export body with the lines injected into it."""
+    def _injected(self, day: dt.date, body: bytes, attempt: int) -> bytes:
+        """One day's export body with the lines injected into it for this attempt."""
         lines = body.split(b"\n")[:-1]  # every line ends with a break
-        for injected_day, where, extra in self._injections:
-            if injected_day == day.isoformat():
+        for injected_day, where, extra, attempts in self._injections:
+            if injected_day == day.isoformat() and (attempts is None or attempt <= attempts):
                 at = {"start": 0, "middle": len(lines) // 2, "end": len(lines)}[where]
                 lines[at:at] = extra
         return b"".join(line + b"\n" for line in lines)
@@ -1084,8 +1086,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.headers_sent = True
         self.wfile.write(body)
 
-    def send_json(self, status: int, obj, entry: dict | None) -> None:
-        self.send_bytes(status, _json_bytes(obj), "application/json", entry)
+    def send_json(self, status: int, obj, entry: dict | None, headers=None) -> None:
+        self.send_bytes(status, _json_bytes(obj), "application/json", entry, headers=headers)
 
     def send_error_json(self, status: int, message: str, entry: dict | None) -> None:
         self.send_json(status, {"error": message, "status": "error"}, entry)
@@ -1163,7 +1165,7 @@ class _Handler(BaseHTTPRequestHandler):
             elif err.body is not None:
                 self.send_bytes(err.status, _json_bytes(err.body), "application/json", entry, headers=err.headers)
             else:
-                self.send_error_json(err.status, err.message, entry)
+                self.send_json(err.status, {"error": err.message, "status": "error"}, entry, headers=err.headers)
         except (BrokenPipeError, ConnectionResetError, socket.timeout):
             self.close_connection = True
         except Exception as exc:  # a simulator bug: say so rather than hang the client
@@ -1204,7 +1206,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise _ApiError(402, PLAN_ERROR)
         canned = sim._canned(path, params)
         if canned is not None:
-            self.send_bytes(canned["status"], canned["body"], canned["type"], entry, gzip_ok=False)
+            self.send_bytes(canned["status"], canned["body"], canned["type"], entry, gzip_ok=False,
+                            headers=canned["headers"])
             return
         sim.admit("export" if kind == "export" else "query", entry)
         if kind != "export" and sim.query_latency:
@@ -1284,7 +1287,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         faults = set(sim.faults) if entry["attempt"] <= sim.fault_attempts else set()
         if "5xx" in faults:
-            raise _ApiError(500, "simulator: internal server error (injected)")
+            retry_after = {"Retry-After": str(sim.fault_retry_after)} if sim.fault_retry_after is not None else None
+            raise _ApiError(500, "simulator: internal server error (injected)", headers=retry_after)
         if "429" in faults:
             message = (f"Export rate limit exceeded for project_id: {PROJECT_ID}. 1/100 requests running concurrently, "
                        f"4/3 requests in the last second and 1/60 requests in the last hour. (injected by the simulator)")
@@ -1301,7 +1305,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         entry["status"] = 200
-        out = _Body(self, entry, gzip_ok, sim.fault_retry_after if truncating else None)
+        injected = any(day in (from_day.isoformat(), to_day.isoformat()) or from_day.isoformat() <= day <= to_day.isoformat()
+                       for day, *_ in sim._injections)
+        out = _Body(self, entry, gzip_ok, sim.fault_retry_after if truncating or injected else None)
         stop_at = sim._export_count(from_day, to_day, events, limit) // 2 if truncating else None
         emitted = 0
         split_lines = "split_lines" in faults
@@ -1310,7 +1316,8 @@ class _Handler(BaseHTTPRequestHandler):
                 lines = lines[: stop_at - emitted]
             if split_lines:
                 lines = [line.replace("\\n", "\n") if "\\n" in line else line for line in lines]
-            out.write(sim._injected(day, "".join(lines).encode()) if sim._injections else "".join(lines).encode())
+            body = "".join(lines).encode()
+            out.write(sim._injected(day, body, entry["attempt"]) if sim._injections else body)
             emitted += len(lines)
             if stop_at is not None and emitted >= stop_at:
                 break

@@ -168,7 +168,7 @@ def test_undiscovered_properties_are_kept_by_default(tmp_path, sim):
 
 @pytest.mark.parametrize("fault", ["split_lines", "terminated_early", "cut", "5xx", "429", "stall"])
 def test_each_fault_still_delivers_every_record_exactly_once(tmp_path, sim, fault):
-    with switched(sim, faults=[fault], stall_seconds=8):
+    with switched(sim, faults=[fault], stall_seconds=8, fault_retry_after=1):
         config = service_account_config(sim, start_date="2025-04-01", end_date="2025-04-03", export_read_timeout=2)
         run, _ = read_export(tmp_path, config)
     assert run.stream_statuses("export")[-1] == "COMPLETE", run.stdout[-2000:]

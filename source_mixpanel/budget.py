@@ -81,6 +81,13 @@ def _refusal_text(response: requests.Response) -> str:
     return str(text or response.text or "no reason given")[:300].strip()
 
 
+class BudgetSpent(AirbyteTracedException):
+    """Mixpanel kept refusing a family for longer than the patience allows: every request of it fails with this."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message=message, internal_message=message, failure_type=FailureType.transient_error)
+
+
 class Family:
     """One of Mixpanel's budgets (query or export): the run's requests in its moving window, and the waits for it.
 
@@ -123,8 +130,7 @@ class Family:
             started = time.monotonic()
             while True:
                 if self._failure is not None:
-                    raise AirbyteTracedException(message=self._failure, internal_message=self._failure,
-                                                 failure_type=FailureType.transient_error)
+                    raise BudgetSpent(self._failure)
                 now = time.monotonic()
                 wait, why = self._wait(now, me)
                 if wait == 0:
@@ -195,8 +201,7 @@ class Family:
             if refused_for > self.patience:
                 self._failure = self._give_up(refused_for, text)
                 self._cond.notify_all()
-                raise AirbyteTracedException(message=self._failure, internal_message=self._failure,
-                                             failure_type=FailureType.transient_error)
+                raise BudgetSpent(self._failure)
             if limit == "concurrent":  # other clients' queries: this request steps back for seconds
                 pause = retry_after if retry_after is not None else min(2.0 ** attempt, 30.0) * random.uniform(0.75, 1)
             else:

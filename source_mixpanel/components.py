@@ -28,6 +28,7 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import Erro
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from source_mixpanel.budget import BudgetSpent
 from source_mixpanel.export_lines import BrokenBody, NotAnEvent, events, unix_time
 from source_mixpanel.properties import PropertyNames
 
@@ -384,10 +385,42 @@ def discover(kind: str, requester: HttpRequester, config: Mapping[str, Any]) -> 
     key = (kind, json.dumps(config, sort_keys=True, default=str))
     with _discovery_lock:
         if key not in _discovery_cache:
-            response = requester.send_request()
-            ok = response is not None and response.status_code == 200
-            _discovery_cache[key] = response.json() if ok else {}
+            _discovery_cache[key] = _discovery_answer(kind, requester)
         return _discovery_cache[key]
+
+
+def _discovery_answer(kind: str, requester: HttpRequester) -> Mapping[str, Any]:
+    """Discovery that fails, or answers anything but its JSON object, leaves the known fields only, with one WARN:
+    records still carry every property, and the streams that do not need discovery never notice."""
+    try:
+        response = requester.send_request()
+    except BudgetSpent:  # Mixpanel refuses every query now: the sync stops, it does not go on half-described
+        raise
+    except AirbyteTracedException as error:
+        if error.failure_type == FailureType.config_error:  # bad credentials fail everything anyway, and say so
+            raise
+        problem = (error.message or "it failed").rstrip(".")
+    else:
+        if response is None or response.status_code != 200:  # a plan that refuses it (402), logged as it was ignored
+            return {}
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if DISCOVERY_ANSWERS[kind](answer):
+            return answer
+        problem = "its answer is not the JSON object it should be"
+    path = "/" + requester.get_path(stream_state=None, stream_slice=None, next_page_token=None).lstrip("/")
+    logger.warning(f"Property discovery for {kind}s ({path}) failed: {problem}. The {kind} schema holds only the fields "
+                   f"the stream promises; records keep every property.")
+    return {}
+
+
+# What a discovery answer looks like, to tell it from an error or a proxy's page.
+DISCOVERY_ANSWERS = {
+    "event": lambda answer: isinstance(answer, dict) and all(isinstance(info, dict) for info in answer.values()),
+    "profile": lambda answer: isinstance(answer, dict) and isinstance(answer.get("results"), dict),
+}
 
 
 # How each stream family reads its discovery answer: the names, and Mixpanel's type of each when it says.

@@ -5,7 +5,7 @@ import functools
 import logging
 import time
 from pathlib import Path
-from typing import Any, Iterator, List, Mapping, Optional
+from typing import Any, Callable, Iterator, List, Mapping, Optional
 
 import yaml
 from airbyte_cdk.models import (
@@ -18,12 +18,15 @@ from airbyte_cdk.models import (
 from airbyte_cdk.sources.declarative.concurrent_declarative_source import ConcurrentDeclarativeSource
 from airbyte_cdk.sources.declarative.incremental import ConcurrentPerPartitionCursor
 from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
+from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor
+from airbyte_cdk.sources.types import Record
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel.budget import RequestBudget
 from source_mixpanel.plan import log_plan
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+logger = logging.getLogger("airbyte")
 
 
 @functools.lru_cache(maxsize=None)
@@ -42,6 +45,28 @@ def manifest_path() -> Path:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"manifest.yaml is missing from {_PACKAGE_DIR}: the package was built without it")
+
+
+def _within_windows(observe: Callable[[Record], None], cursor_field: str, stream: str) -> Callable[[Record], None]:
+    """A cursor's observe that counts a record stamped after its window (a clock far ahead, a typo in an import)
+    as the window's end: the record goes out as it is, but the state never passes the windows read, which would
+    make the next sync skip days it never read. The cursor value and the window's end are compared as text:
+    both are written in the cursor's own format, which sorts as time does."""
+    warned = []
+
+    def observe_within_window(record: Record) -> None:
+        end = (record.associated_slice or {}).get("end_time")
+        value = record.data.get(cursor_field)
+        if end and isinstance(value, str) and value > end:
+            if not warned:
+                warned.append(True)
+                logger.warning(f"A {stream} record has {cursor_field} {value}, after the window it came in (which ends "
+                               f"{end}): it is emitted as it is, and the state stops at the window's end.")
+            record = Record(data={**record.data, cursor_field: end}, stream_name=record.stream_name,
+                            associated_slice=record.associated_slice)
+        observe(record)
+
+    return observe_within_window
 
 
 class SourceMixpanel(ConcurrentDeclarativeSource):
@@ -74,6 +99,8 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
         streams = super().streams(config)
         for stream in streams:
             cursor = getattr(stream, "cursor", None)
+            if isinstance(cursor, (ConcurrentCursor, ConcurrentPerPartitionCursor)):
+                cursor.observe = _within_windows(cursor.observe, cursor.cursor_field.cursor_field_key, stream.name)
             if isinstance(cursor, ConcurrentPerPartitionCursor):
                 # Under the budget a funnel may finish an hour before the next: its state must not wait for the
                 # CDK's ten-minute throttle, or a sync stopped in between reads it again.
