@@ -90,7 +90,18 @@ def events(lines: Iterable[bytes]) -> Iterator[Tuple[int, dict, bool]]:
     """
     pending: List[bytes] = []
     start = 0
+    loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
     for number, line in enumerate(lines, start=1):
+        if not pending and number > 1:  # the common case, kept short: one whole event on its line
+            try:
+                value = loads(line)
+            except JSONDecodeError:
+                value = None
+            if type(value) is dict and "event" in value:
+                properties = value.get("properties")
+                if type(properties) is dict and type(properties.get("time")) in (int, float):
+                    yield number, value, False
+                    continue
         line = line.rstrip(b"\r\n")
         if number == 1 and line.startswith(BOM):
             line = line[len(BOM):]

@@ -52,10 +52,14 @@ def _within_windows(observe: Callable[[Record], None], cursor_field: str, stream
     as the window's end: the record goes out as it is, but the state never passes the windows read, which would
     make the next sync skip days it never read. The cursor value and the window's end are compared as text:
     both are written in the cursor's own format, which sorts as time does."""
-    warned = []
+    warned: List[bool] = []
+    last: List[Any] = [None, None]  # the last window seen and its end: a partition's records share one
 
     def observe_within_window(record: Record) -> None:
-        end = (record.associated_slice or {}).get("end_time")
+        window = record.associated_slice
+        if window is not last[0]:
+            last[:] = [window, (window or {}).get("end_time")]
+        end = last[1]
         value = record.data.get(cursor_field)
         if end and isinstance(value, str) and value > end:
             if not warned:
