@@ -1,4 +1,4 @@
-"""Region -> hosts, as the manifest declares them (../shared/mixpanel-api.md, 'Hosts by data residency')."""
+"""Region -> hosts, as the manifest declares them (README, 'Regions')."""
 
 import pytest
 import yaml
