@@ -1,14 +1,17 @@
 """Fixtures: a simulator per test module, and the real `source-mixpanel` command run as a subprocess."""
 
 import json
+import re
 import subprocess
 import sys
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional
 
 import pytest
+from anyascii import anyascii
 
 from integration_tests.simulator import (
     API_SECRET,
@@ -122,14 +125,22 @@ def switched(simulator: MixpanelSimulator, **settings: Any):
 
 
 def column_map(names, first=(), reserved=()):
-    """The naming rule, written out independently of the connector: `first` names, then the rest sorted;
-    `$` dropped; a name colliding case-insensitively with an earlier one (or a reserved one) gets `_`."""
-    columns, taken = {}, {name.lower() for name in reserved}
+    """The naming rule, written out independently of the connector: `first` names, then the rest sorted; `$`
+    dropped and other letters spelled in ASCII; a name whose lower-case, underscored form meets an earlier one's
+    (or a reserved one's) gets `_`."""
+
+    def key(column):
+        key = re.sub(r"[^a-z0-9]", "_", column.lower())
+        return "_" + key if key[:1].isdigit() else key
+
+    columns, taken = {}, {key(name) for name in reserved}
     for raw in [n for n in first if n in names] + sorted(set(names) - set(first)):
-        column = raw[1:] if raw.startswith("$") else raw
-        while column.lower() in taken:
+        column = anyascii(raw[1:] if raw.startswith("$") else raw)
+        if not re.search(r"[A-Za-z0-9]", column):
+            column = f"property_{zlib.crc32(raw.encode()):08x}"
+        while key(column) in taken:
             column = "_" + column
-        taken.add(column.lower())
+        taken.add(key(column))
         columns[raw] = column
     return columns
 

@@ -30,7 +30,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from source_mixpanel.budget import BudgetSpent
 from source_mixpanel.export_lines import BrokenBody, NotAnEvent, events, unix_time
-from source_mixpanel.properties import PropertyNames
+from source_mixpanel.properties import OTHER_PROPERTIES, PropertyNames
 
 logger = logging.getLogger("airbyte")
 
@@ -430,7 +430,8 @@ PROPERTY_DISCOVERY = {
     # engage/properties: {"results": {"$browser": {"count": 124, "type": "string"}, ...}}.
     "profile": lambda answer: {name: (info or {}).get("type") for name, info in (answer.get("results") or {}).items()},
 }
-FIRST_PROPERTIES = {"event": ("time", "distinct_id", "$insert_id", "mp_processing_time_ms"), "profile": ()}
+# Columns whatever discovery says: the fields a stream promises, the cursors among them.
+FIRST_PROPERTIES = {"event": ("time", "distinct_id", "$insert_id", "mp_processing_time_ms"), "profile": ("$last_seen",)}
 RESERVED_COLUMNS = {"event": ("event",), "profile": ("distinct_id", "cohort_id")}
 
 # Mixpanel's profile property types as JSON schema; "unknown" (and anything new) gets no type restriction.
@@ -469,7 +470,8 @@ class DiscoveredSchemaLoader(SchemaLoader):
     """A schema from Mixpanel's property discovery: Python because the columns come from the rename map.
 
     `fields` (from the manifest) types the fields the stream itself promises; discovered properties get
-    Mixpanel's type where it tells one, and no type restriction where it does not.
+    Mixpanel's type where it tells one, and no type restriction where it does not; a column named otherwise
+    than its property carries the property's name as its title. The rest lands in `other_properties`.
     """
 
     config: Mapping[str, Any]
@@ -482,15 +484,19 @@ class DiscoveredSchemaLoader(SchemaLoader):
         types = PROPERTY_DISCOVERY[self.kind](discover(self.kind, self.properties_requester, self.config))
         names = property_names(self.kind, self.properties_requester, self.config)
         properties: Dict[str, Any] = {
-            column: dict(MIXPANEL_TYPES.get(types.get(raw), {})) for raw, column in names.discovered.items()
+            column: {**MIXPANEL_TYPES.get(types.get(raw), {}), **({"title": raw} if column != raw else {})}
+            for raw, column in names.columns.items()
         }
         properties.update(self.fields)
-        return {
-            "$schema": "http://json-schema.org/draft-07/schema#",
-            "type": "object",
-            "additionalProperties": self.config.get("select_properties_by_default", True) is not False,
-            "properties": properties,
-        }
+        if self.config.get("select_properties_by_default", True) is not False:
+            properties[OTHER_PROPERTIES] = OTHER_PROPERTIES_SCHEMA
+        return {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "properties": properties}
+
+
+OTHER_PROPERTIES_SCHEMA = {
+    "type": ["null", "object"],
+    "description": "The properties that Mixpanel's property discovery did not list, under their Mixpanel names.",
+}
 
 
 @dataclass
@@ -526,16 +532,13 @@ class ExportDecoder(Decoder):
             spool.close()
 
     def _records(self, spool: IO[bytes], response: requests.Response) -> Generator[MutableMapping[str, Any], None, None]:
-        column = self._names.column
+        shape = self._names.shape
         gmtime, strftime = time.gmtime, time.strftime
         try:
             for _, event, _ in events(spool):
                 # Shaped here, in one pass: properties to the top level, names through the rename map, types kept.
                 record = {"event": event["event"]}
-                for name, value in event["properties"].items():
-                    target = column(name)
-                    if target is not None:
-                        record[target] = value
+                shape(event["properties"], record)
                 if "time" in record:
                     record["time"] = strftime("%Y-%m-%dT%H:%M:%SZ", gmtime(unix_time(record["time"])))
                 yield record
@@ -614,10 +617,6 @@ class ProfileShape(RecordTransformation):
                   stream_state: Optional[Mapping[str, Any]] = None, stream_slice: Optional[Any] = None) -> None:
         if self._names is None:
             self._names = property_names("profile", self.properties_requester, self.config)
-        column = self._names.column
         properties = record.pop("$properties", None) or {}
         record["distinct_id"] = record.pop("$distinct_id", None)
-        for name, value in properties.items():
-            target = column(name)
-            if target is not None:
-                record[target] = value
+        self._names.shape(properties, record)

@@ -141,9 +141,9 @@ def test_decoder_shapes_and_keeps_types():
                                                     "flag": False, "n": None, "obj": {"a": [1, True]}}}).encode()
     (record,) = _decode(_decoder(), line + b"\n")
     assert record == {"event": "e", "time": "2025-03-01T02:08:11Z", "insert_id": "i", "username": "z", "_userName": "Z",
-                      "flag": False, "n": None, "obj": {"a": [1, True]}}
+                      "other_properties": {"flag": False, "n": None, "obj": {"a": [1, True]}}}
     (dropped,) = _decode(_decoder(keep=False), line + b"\n")
-    assert "flag" not in dropped and "obj" not in dropped and dropped["username"] == "z"
+    assert "other_properties" not in dropped and dropped["username"] == "z"
 
 
 def test_decoder_writes_every_unambiguous_time_the_same_way():
@@ -153,8 +153,13 @@ def test_decoder_writes_every_unambiguous_time_the_same_way():
 
 
 def test_naming_rule():
-    names = PropertyNames(["userName", "$username", "time", "$event", "Event", "$browser"], first=["time"], reserved=["event"])
-    assert names.discovered == {"time": "time", "$browser": "browser", "$event": "_event", "$username": "username",
-                                "Event": "__Event", "userName": "_userName"}
-    assert names.column("$Browser") == "_Browser"  # undiscovered, kept apart from browser
-    assert names.column("$Browser") == "_Browser"
+    names = PropertyNames(["userName", "$username", "time", "$event", "Event", "$browser", "Page Title", "page_title",
+                           "ключ", "키", "🎉", "!!!", "1st", "other_properties"], first=["time", "distinct_id"], reserved=["event"])
+    assert names.columns == {
+        "time": "time", "distinct_id": "distinct_id",  # the stream's own fields, discovered or not
+        "!!!": "property_0638f078", "$browser": "browser", "$event": "_event", "$username": "username", "1st": "1st",
+        "Event": "__Event", "Page Title": "Page Title", "other_properties": "_other_properties", "page_title": "_page_title",
+        "userName": "_userName", "ключ": "klyuch", "키": "Ki", "🎉": ":tada:"}
+    record = {}
+    names.shape({"$browser": "Chrome", "$Browser": "Edge", "accountType": 1, "accounttype": 2}, record)
+    assert record == {"browser": "Chrome", "other_properties": {"$Browser": "Edge", "accountType": 1, "accounttype": 2}}
