@@ -1,17 +1,17 @@
-# The contract: make install, make test, make bench (README.md, "Development").
+# The contract: make install, make test, make bench, make demo, make image (README.md, "Development").
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test bench clean
+.PHONY: install test bench demo image clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo]'
 	touch $(STAMP)
 
 # Two workers, a test module each at a time: most tests wait on a simulator, not on the CPU.
@@ -21,5 +21,9 @@ test: install
 bench: install
 	$(BIN)/python bench/bench.py
 
+# Every stream through PyAirbyte into demo/out/mixpanel_demo.duckdb; CONFIG=path reads a real project.
+demo: install
+	$(BIN)/python demo/demo.py $(if $(CONFIG),--config $(CONFIG))
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache demo/out
