@@ -3,6 +3,10 @@
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
+# Airbyte reads the connector's name and version from these (they match metadata.yaml; unit_tests/test_metadata.py).
+LABEL io.airbyte.name=source-mixpanel
+LABEL io.airbyte.version=5.0.0
+
 WORKDIR /airbyte/integration_code
 COPY pyproject.toml README.md manifest.yaml ./
 COPY source_mixpanel ./source_mixpanel

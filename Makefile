@@ -21,9 +21,13 @@ test: install
 bench: install
 	$(BIN)/python bench/bench.py
 
-# Every stream through PyAirbyte into demo/out/mixpanel_demo.duckdb; CONFIG=path reads a real project.
+# Every stream through PyAirbyte into demo/out/db_mixpanel_demo.duckdb; CONFIG=path reads a real project.
 demo: install
 	$(BIN)/python demo/demo.py $(if $(CONFIG),--config $(CONFIG))
+
+# The image (docker, or buildah where no Docker engine runs), then spec, check, discover and a read of every stream in it.
+image: install
+	image/build.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache demo/out

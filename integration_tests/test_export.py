@@ -72,6 +72,11 @@ def test_twenty_days_arrive_exact_and_typed_in_twenty_requests(tmp_path, sim):
     # One state per window; the last one is the newest event time.
     states = [s["stream"]["stream_state"]["time"] for s in run.states]
     assert len(states) >= 20 and states[-1] == max(r["time"] for r in records)
+    # One INFO line per window and one for the stream, with their record counts.
+    per_day = Counter(r["time"][:10] for r in records)
+    for day in days("2025-03-01", 20):
+        assert any(log.startswith(f"Export of {day}..{day} done (1 day): {per_day[day]:,} records in ") for log in run.logs)
+    assert any(log.startswith(f"Stream export complete: {len(records):,} records in ") for log in run.logs)
 
 
 def test_names_collide_apart_through_one_rename_map(tmp_path, sim):
@@ -183,8 +188,9 @@ def test_each_fault_still_delivers_every_record_exactly_once(tmp_path, sim, faul
     for day in days("2025-04-01", 3):
         assert attempts[(day, 1)] == 1 and attempts[(day, 2)] == (1 if retried else 0)
     if retried:  # the wait is logged at INFO; a 429 is waited out by the request budget, and says which limit
-        waited = "Mixpanel refused GET /api/2.0/export (429: " if fault == "429" else "Retrying in"
+        waited = "Mixpanel refused GET /api/2.0/export (429: " if fault == "429" else "Sending the request again in"
         assert any(waited in log for log in run.logs)
+        assert not any("Rate limit exceeded" in log for log in run.logs)  # the CDK's word for any retry
     if fault in ("terminated_early", "cut", "stall"):
         assert any("requesting the whole range again" in log for log in run.logs)  # and why
 

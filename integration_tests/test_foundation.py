@@ -78,7 +78,7 @@ def test_check_fails_clearly_on_wrong_credentials(tmp_path, sim, style):
     (status,) = run.of_type("CONNECTION_STATUS")
     assert status["connectionStatus"]["status"] == "FAILED"
     message = status["connectionStatus"]["message"]
-    assert "Mixpanel refused the credentials" in message and "region" in message
+    assert message.startswith("Mixpanel refused the credentials") and "region" in message  # the reason, bare
     assert len(sim.requests) == 1  # an auth failure is not retried
 
 

@@ -1,4 +1,5 @@
 """Tests of the fake Mixpanel server itself, over HTTP with `requests`."""
+import argparse
 import base64
 import gzip
 import json
@@ -7,10 +8,12 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
+from integration_tests import simulator
 from integration_tests.simulator import (
     API_SECRET,
     PROJECT_ID,
@@ -381,3 +384,13 @@ def test_budgets_answer_429_with_mixpanel_bodies_and_count_only_what_they_admit(
     assert report["query"]["admitted"] == 4 and report["query"]["most_in_window"] == 3
     assert {k: v for k, v in report["export"].items() if k != "most_in_flight"} == {
         "admitted": 3, "most_in_window": 3, "most_in_a_second": 3, "refused": {"second": 1}}
+
+
+def test_every_switch_is_documented_and_settable_from_the_command_line():
+    assert set(simulator.SWITCHES) == set(simulator.MixpanelSimulator._CONFIG_TYPES)
+    assert simulator._switch('faults=["cut", "5xx"]') == ("faults", ["cut", "5xx"])
+    assert simulator._switch("timezone=US/Pacific") == ("timezone", "US/Pacific")
+    with pytest.raises(argparse.ArgumentTypeError):
+        simulator._switch("no_such_switch=1")
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert all(f"| `{name}` |" in readme for name in simulator.SWITCHES)  # the README's switch table

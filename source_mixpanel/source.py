@@ -1,8 +1,10 @@
 """The declarative source, built from the manifest that ships inside this package."""
 
+import ast
 import copy
 import functools
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Mapping, Optional
@@ -12,8 +14,10 @@ from airbyte_cdk.models import (
     AirbyteConnectionStatus,
     AirbyteMessage,
     AirbyteStateMessage,
+    AirbyteStreamStatus,
     ConfiguredAirbyteCatalog,
     FailureType,
+    Type,
 )
 from airbyte_cdk.sources.declarative.concurrent_declarative_source import ConcurrentDeclarativeSource
 from airbyte_cdk.sources.declarative.incremental import ConcurrentPerPartitionCursor
@@ -27,6 +31,21 @@ from source_mixpanel.plan import log_plan
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 logger = logging.getLogger("airbyte")
+_CDK_RETRY_LINE = re.compile(r"UserDefinedBackoffException: Rate limit exceeded \(HTTP (\d+)\)\. Retrying in (\S+) seconds\.")
+
+
+class _RetryLineWording(logging.Filter):
+    """The CDK calls every retry with a wait a rate limit ("Rate limit exceeded (HTTP 200)" after a cut export body);
+    ours have already said why they retry, so the line says only what happens."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = _CDK_RETRY_LINE.fullmatch(str(record.msg))
+        if match:
+            record.msg, record.args = f"Sending the request again in {match[2]} seconds (its answer was HTTP {match[1]}).", ()
+        return True
+
+
+logger.addFilter(_RetryLineWording())
 
 
 @functools.lru_cache(maxsize=None)
@@ -61,6 +80,8 @@ def _within_windows(observe: Callable[[Record], None], cursor_field: str, stream
             last[:] = [window, (window or {}).get("end_time")]
         end = last[1]
         value = record.data.get(cursor_field)
+        if value is None:  # a profile never seen: nothing to move the state by, and the CDK would only warn
+            return
         if end and isinstance(value, str) and value > end:
             if not warned:
                 warned.append(True)
@@ -71,6 +92,11 @@ def _within_windows(observe: Callable[[Record], None], cursor_field: str, stream
         observe(record)
 
     return observe_within_window
+
+
+def _kept_without_cursor_value(should_be_synced: Callable[[Record], bool], cursor_field: str) -> Callable[[Record], bool]:
+    """A record without a cursor value is kept, as the CDK keeps it, without the CDK's warning on every full read."""
+    return lambda record: record.data.get(cursor_field) is None or should_be_synced(record)
 
 
 class SourceMixpanel(ConcurrentDeclarativeSource):
@@ -104,7 +130,9 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
         for stream in streams:
             cursor = getattr(stream, "cursor", None)
             if isinstance(cursor, (ConcurrentCursor, ConcurrentPerPartitionCursor)):
-                cursor.observe = _within_windows(cursor.observe, cursor.cursor_field.cursor_field_key, stream.name)
+                key = cursor.cursor_field.cursor_field_key
+                cursor.observe = _within_windows(cursor.observe, key, stream.name)
+                cursor.should_be_synced = _kept_without_cursor_value(cursor.should_be_synced, key)
             if isinstance(cursor, ConcurrentPerPartitionCursor):
                 # Under the budget a funnel may finish an hour before the next: its state must not wait for the
                 # CDK's ten-minute throttle, or a sync stopped in between reads it again.
@@ -113,7 +141,13 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         self.budget.for_check()
-        return super().check(logger, config)
+        status = super().check(logger, config)
+        if status.message:  # the CDK hands back `repr("Stream connection_check is not available: <why>")`
+            message = status.message
+            if len(message) > 1 and message[0] == message[-1] and message[0] in "'\"":
+                message = ast.literal_eval(message)
+            status.message = message.removeprefix("Stream connection_check is not available: ")
+        return status
 
     def read(
         self,
@@ -133,4 +167,23 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
             raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
         planned = [stream for stream in streams if stream.name in selected]
         log_plan(planned, self.budget, self._config, logger)
-        yield from super().read(logger, config, catalog, state)
+        yield from _with_stream_summaries(super().read(logger, config, catalog, state))
+
+
+def _with_stream_summaries(messages: Iterator[AirbyteMessage]) -> Iterator[AirbyteMessage]:
+    """The messages as they are, plus one INFO line when a stream completes: its records, seconds and rate."""
+    started: dict = {}
+    records: dict = {}
+    for message in messages:
+        if message.type == Type.RECORD:
+            stream = message.record.stream
+            records[stream] = records.get(stream, 0) + 1
+        elif message.type == Type.TRACE and message.trace.stream_status:
+            stream, status = message.trace.stream_status.stream_descriptor.name, message.trace.stream_status.status
+            if status == AirbyteStreamStatus.STARTED:
+                started[stream] = time.monotonic()
+            elif status == AirbyteStreamStatus.COMPLETE and stream in started:
+                seconds, count = time.monotonic() - started[stream], records.get(stream, 0)
+                rate = f", {count / seconds:,.0f} records/s" if seconds > 0 and count else ""
+                logger.info(f"Stream {stream} complete: {count:,} records in {seconds:.1f} s{rate}.")
+        yield message
