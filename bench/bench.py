@@ -5,7 +5,8 @@ Run A reads a range of days (100,000 events; --quick: 20,000) with the connector
 command, exactly as a user would (stdout to a file), and compares it with a floor: one plain
 Python process that fetches the same days with `requests` and does stdlib json.loads + json.dumps
 per line. Run B reads one day of 1,000,000 events (--quick: 100,000) and reports the connector's
-peak RSS. Every figure comes from the child process's own rusage (os.wait4), so the CPU time
+peak RSS. Run C is the next incremental sync of that day: it re-reads the day (one day of the export
+lookback) from Run B's state and must emit none of it; its time is what each lookback day costs a sync. Every figure comes from the child process's own rusage (os.wait4), so the CPU time
 counts every thread of the measured process and nothing of the simulator, which runs in a
 separate process.
 
@@ -230,10 +231,14 @@ def check_connector_output(path: Path) -> dict:
             "other_streams": other_streams}
 
 
-def read_connector(config_path: Path, catalog_path: Path, workdir: Path, name: str) -> dict:
+def read_connector(config_path: Path, catalog_path: Path, workdir: Path, name: str, state=None) -> dict:
     out = workdir / f"connector-{name}.jsonl"
     err = workdir / f"connector-{name}.stderr"
     cmd = [connector_command(), "read", "--config", str(config_path), "--catalog", str(catalog_path)]
+    if state is not None:
+        state_path = workdir / f"state-{name}.json"
+        state_path.write_text(json.dumps([state]))
+        cmd += ["--state", str(state_path)]
     result = run_measured(cmd, out, err, CONNECTOR_TIMEOUT_S)
     result["output"] = check_connector_output(out)
     result["stderr_tail"] = err.read_text(errors="replace")[-2000:]
@@ -499,6 +504,13 @@ def main(argv=None) -> int:
             rates(conn_b, conn_b["output"]["records"])
             rates(floor_b, floor_b["records"])
             ratio_b = conn_b["records_per_s"] / floor_b["records_per_s"] if floor_b["records_per_s"] else 0.0
+            # ---- Run C: the next incremental sync re-reads that day (one lookback day) and emits none of it
+            log("Run C: connector re-read of the same day from Run B's state ...")
+            conn_c = read_connector(*prepare_connector(sim_b.url, b_day, b_day, workdir, "c"), workdir, "c",
+                                    state=conn_b["output"]["last_state"])
+            if conn_c["output"]["records"] or conn_c["output"]["errors"]:
+                problems.append(f"Run C: {conn_c['output']['records']} records re-emitted (expected 0), "
+                                f"errors {conn_c['output']['errors'][:2]}")
             sim_b.stop()
     finally:
         for sim in simulators:
@@ -514,6 +526,10 @@ def main(argv=None) -> int:
     print(row("A floor (requests+json)", floor_a, floor_a["records"]))
     print(row("B connector (1 big day)", conn_b, conn_b["output"]["records"]))
     print(row("B floor (requests+json)", floor_b, floor_b["records"]))
+    print(f"{'C lookback day re-read':<26} {0:>10,} {conn_c['wall_s']:>8.1f} {'':>11} {conn_c['cpu_s']:>8.1f} "
+          f"{'':>5} {'':>8} {conn_c['peak_rss_mb']:>9.0f}")
+    print(f"Run C: one lookback day of {b_expected:,} events costs {conn_c['wall_s'] / conn_b['wall_s']:.2f} of reading "
+          f"it new (wall {conn_c['wall_s']:.1f} s against {conn_b['wall_s']:.1f} s)")
     print("(peak RSS in MB; CPU = user+sys of the process, all threads; wall includes process start-up)")
     print("(Run A rows: the median of {} alternated repeats by records/s)".format(repeat))
     if repeat > 1:
@@ -545,6 +561,7 @@ def main(argv=None) -> int:
                   "connector_runs": [strip(r) for r in conn_runs], "floor_runs": [strip(r) for r in floor_runs]},
         "run_b": {"day": b_day.isoformat(), "expected_records": b_expected, "connector": strip(conn_b),
                   "floor": strip(floor_b), "ratio": ratio_b},
+        "run_c_lookback_day": {"connector": strip(conn_c), "of_run_b_wall": conn_c["wall_s"] / conn_b["wall_s"]},
         "ratio": ratio, "ratio_ok": ratio_ok,
         "big_day_peak_rss_mb": conn_b["peak_rss_mb"], "big_day_records_per_s": conn_b["records_per_s"], "rss_ok": rss_ok,
         "correct": not problems, "problems": problems, "bench_seconds": total_s,

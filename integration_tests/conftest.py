@@ -1,5 +1,6 @@
 """Fixtures: a simulator per test module, and the real `source-mixpanel` command run as a subprocess."""
 
+import hashlib
 import json
 import re
 import subprocess
@@ -122,6 +123,19 @@ def switched(simulator: MixpanelSimulator, **settings: Any):
         yield simulator
     finally:
         simulator.configure(**before)
+
+
+def dedup_key(event):
+    """The README's formula, written out independently of the connector: BLAKE2b-128 (hex) of the compact JSON
+    array [event, distinct_id, time in whole seconds, $insert_id]; without $insert_id, of a zero byte and the whole
+    event as compact JSON with sorted keys."""
+    properties = event["properties"]
+    if properties.get("$insert_id") is not None:
+        material = json.dumps([event["event"], properties.get("distinct_id"), int(properties["time"]),
+                               properties["$insert_id"]], separators=(",", ":"), ensure_ascii=False).encode()
+    else:
+        material = b"\0" + json.dumps(event, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode()
+    return hashlib.blake2b(material, digest_size=16).hexdigest()
 
 
 def column_map(names, first=(), reserved=()):

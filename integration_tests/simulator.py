@@ -248,6 +248,8 @@ class MixpanelSimulator:
         "rate_retry_after": bool,
         "engage_page_size_on_page_zero_only": bool,
         "expire_next_sessions": int,
+        "legacy_times": bool,
+        "late_events": dict,
     }
 
     def __init__(
@@ -285,6 +287,8 @@ class MixpanelSimulator:
         rate_retry_after: bool = False,
         engage_page_size_on_page_zero_only: bool = False,
         expire_next_sessions: int = 0,
+        legacy_times: bool = False,
+        late_events=None,
     ):
         self.host = host
         self.port = port
@@ -322,6 +326,11 @@ class MixpanelSimulator:
         self.engage_page_size_on_page_zero_only = engage_page_size_on_page_zero_only  # later pages omit page_size
         self.expire_next_sessions = expire_next_sessions  # this many new engage sessions expire before page 1
         self.extra_profiles: list[dict] = []  # engage profiles beyond the generated ones
+        # A project created before 2023: days are local days and `time` is the local wall time (true instants in
+        # true_times). Late events: {day: count} events of that day that reach Mixpanel when the switch is set.
+        self.legacy_times = legacy_times
+        self.true_times: dict[str, int] = {}
+        self._late_received: dict[str, tuple[int, int]] = {}
         self._answers: list[dict] = []
         self._injections: list[tuple] = []
         self._expiring: set = set()
@@ -333,6 +342,7 @@ class MixpanelSimulator:
         self._spent_until: dict[str, float] = {}
         self._attempts: dict[str, int] = {}
         self._lock = threading.RLock()
+        self.late_events = late_events or {}
         self._sessions: dict[str, list] = {}
         self._session_counter = 0
         self._memo: dict = {}
@@ -451,6 +461,31 @@ class MixpanelSimulator:
         in its first `attempts` answers or in all of them."""
         with self._lock:
             self._injections.append((day, where, list(lines), attempts))
+
+    @property
+    def late_events(self) -> dict:
+        return {day: count for day, (count, _) in self._late_received.items()}
+
+    @late_events.setter
+    def late_events(self, days: dict) -> None:
+        """Events that reach Mixpanel now for old days (an offline flush, an import): received now, once per change."""
+        now_ms = int(time.time() * 1000)
+        with self._lock:
+            self._late_received = {day: (count, self._late_received[day][1] if self._late_received.get(day, (None,))[0] == count
+                                             else now_ms) for day, count in days.items() if count}
+
+    def _clock(self):
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(self.timezone) if self.timezone and self.timezone.upper() != "UTC" else dt.timezone.utc
+
+    def _true_instant(self, wall: int, zone, fold: int) -> tuple[int, int]:
+        """A local wall time written as Unix seconds -> (the wall time Mixpanel writes, the true instant); a wall time
+        that a DST change skips is written as the one after the gap, as a clock that jumps would show it."""
+        local = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=wall)
+        true = int(local.replace(tzinfo=zone, fold=fold).timestamp())
+        shown = true + int(dt.datetime.fromtimestamp(true, zone).utcoffset().total_seconds())
+        return shown, true
 
     def clear_hostile(self) -> None:
         """Forget canned answers, injected lines, extra profiles and expiring sessions."""
@@ -620,6 +655,7 @@ class MixpanelSimulator:
         exactly a subset of the unfiltered one."""
         bits = random.Random(f"{self.seed}:events:{day.isoformat()}").getrandbits
         t0 = calendar.timegm(day.timetuple())
+        zone = self._clock() if self.legacy_times else None
         ymd = day.strftime("%Y%m%d")
         dids = self._event_ids_json()
         n_ids, n_commons = len(dids), len(_COMMONS)
@@ -633,11 +669,15 @@ class MixpanelSimulator:
             ni = slots[a % 20]
             if wanted is not None and ni not in wanted:
                 continue
-            t = t0 + (a >> 5) % 86400
+            t = true = t0 + (a >> 5) % 86400  # legacy: the local wall time; true is then the instant
+            insert_id = f"{ymd}-{i:x}-{(a ^ b) & 0xFFFFFF:06x}"
+            if zone is not None:
+                t, true = self._true_instant(t, zone, b & 1)
+                self.true_times[insert_id] = true
             append(
                 f'{prefixes[ni]}{t},"distinct_id":{dids[b % n_ids]},'
-                f'"$insert_id":"{ymd}-{i:x}-{(a ^ b) & 0xFFFFFF:06x}",'
-                f'"mp_processing_time_ms":{(t + 60 + (b >> 22) % 3600) * 1000 + (a >> 22) % 1000}'
+                f'"$insert_id":"{insert_id}",'
+                f'"mp_processing_time_ms":{(true + 60 + (b >> 22) % 3600) * 1000 + (a >> 22) % 1000}'
                 f'{commons[(b >> 12) % n_commons]}{extras[ni][(b >> 18) % n_extras[ni]]}'
                 f'{_RARE_FRAGMENT if i % 50 == 7 else ""}}}}}\n'
             )
@@ -645,8 +685,24 @@ class MixpanelSimulator:
                 yield out
                 out = []
                 append = out.append
+        out.extend(self._late_lines(day, wanted, zone))
         if out:
             yield out
+
+    def _late_lines(self, day: dt.date, wanted, zone) -> list[str]:
+        count, received_ms = self._late_received.get(day.isoformat(), (0, 0))
+        if not count or (wanted is not None and 0 not in wanted):
+            return []
+        dids, lines = self._event_ids_json(), []
+        for k in range(count):
+            t = true = calendar.timegm(day.timetuple()) + (k * 7919) % 86400
+            insert_id = f"late-{day:%Y%m%d}-{k}"
+            if zone is not None:
+                t, true = self._true_instant(t, zone, 0)
+                self.true_times[insert_id] = true
+            lines.append(f'{{"event":"{EVENT_NAMES[0]}","properties":{{"time":{t},"distinct_id":{dids[k % len(dids)]},'
+                         f'"$insert_id":"{insert_id}","mp_processing_time_ms":{received_ms}}}}}\n')
+        return lines
 
     @staticmethod
     def _wanted(events) -> set | None:
@@ -685,8 +741,9 @@ class MixpanelSimulator:
     def _export_count(self, from_day: dt.date, to_day: dt.date, events=None, limit=None) -> int:
         days = self._served_days(from_day, to_day)
         wanted = self._wanted(events)
+        late = sum(self._late_received.get(day.isoformat(), (0, 0))[0] for day in days)
         if wanted is None:
-            total = len(days) * self.events_per_day
+            total = len(days) * self.events_per_day + late
         else:
             total = 0
             for day in days:
@@ -702,7 +759,8 @@ class MixpanelSimulator:
 
     def _export_body(self, from_day, to_day, events, limit) -> bytes:
         key = (self.seed, self.events_per_day, self.first_event_day, self.today_date(), from_day, to_day,
-               None if events is None else tuple(events), limit)
+               None if events is None else tuple(events), limit, self.legacy_times, self.timezone,
+               tuple(sorted(self._late_received.items())))
         with self._lock:
             cached = self._body_cache.get(key)
         if cached is not None:
@@ -1570,6 +1628,8 @@ SWITCHES = {
     "rate_retry_after": "send Retry-After with a 429",
     "engage_page_size_on_page_zero_only": "engage pages after the first omit page_size",
     "expire_next_sessions": "this many new engage sessions expire before their second page",
+    "legacy_times": "a project created before 2023: days are local days of `timezone` and `time` is local wall time",
+    "late_events": 'events of old days that reach Mixpanel when this is set ({"2025-04-02": 5}), for late arrivals',
 }
 CONTROL_PATHS = {
     "GET /_sim/config": "every switch and its value",

@@ -80,7 +80,7 @@ def test_a_profile_seen_in_2099_does_not_stop_the_next_incremental_sync(tmp_path
 
 def test_a_saved_state_in_the_future_is_clamped_to_today_with_one_warning(tmp_path, sim):
     today = dt.date.today().isoformat()
-    config = service_account_config(sim, start_date="2025-01-01")
+    config = service_account_config(sim, start_date="2025-01-01", export_lookback_window=0)
     run = read(tmp_path, sim, config, ["export"], state=stream_state("export", {"time": "2100-01-01T00:00:00Z"}))
     assert run.stream_statuses("export")[-1] == "COMPLETE"
     assert {r["params"]["from_date"] for r in sim.requests_to("/api/2.0/export")} == {today}
@@ -184,7 +184,7 @@ def test_discover_with_discovery_down_gives_the_known_fields(tmp_path, sim):
     sim.answer("/api/query/events/properties/top", "simulator: internal error", status=500)
     (catalog_message,) = run_connector(tmp_path, "discover", service_account_config(sim)).of_type("CATALOG")
     schema = {s["name"]: s["json_schema"] for s in catalog_message["catalog"]["streams"]}["export"]
-    assert set(schema["properties"]) == {"event", "time", "distinct_id", "insert_id", "mp_processing_time_ms", "other_properties"}
+    assert set(schema["properties"]) == {"event", "dedup_key", "time", "distinct_id", "insert_id", "mp_processing_time_ms", "other_properties"}
 
 
 # ------------------------------------------------------------------ 7-9. lines that are not events, big records, odd shapes

@@ -160,5 +160,5 @@ def test_discover_works_on_a_plan_that_refuses_property_discovery(tmp_path, sim)
     (catalog,) = run.of_type("CATALOG")
     schemas = {s["name"]: s["json_schema"] for s in catalog["catalog"]["streams"]}
     assert sorted(schemas) == ["annotations", "cohort_members", "cohorts", "engage", "export", "funnels", "revenue"]
-    assert set(schemas["export"]["properties"]) == {"event", "time", "distinct_id", "insert_id", "mp_processing_time_ms", "other_properties"}
+    assert set(schemas["export"]["properties"]) == {"event", "dedup_key", "time", "distinct_id", "insert_id", "mp_processing_time_ms", "other_properties"}
     assert set(schemas["engage"]["properties"]) == {"distinct_id", "last_seen", "other_properties"}

@@ -29,6 +29,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from source_mixpanel.budget import BudgetSpent
+from source_mixpanel import export_run
 from source_mixpanel.export_lines import BrokenBody, NotAnEvent, events, unix_time
 from source_mixpanel.properties import OTHER_PROPERTIES, PropertyNames
 
@@ -36,6 +37,7 @@ logger = logging.getLogger("airbyte")
 
 SPOOL_ATTRIBUTE = "_mixpanel_export_spool"
 SENT_ATTRIBUTE = "_mixpanel_export_sent"  # when the request that the spooled body answers was sent (monotonic)
+DEDUP_KEY = "dedup_key"  # the export's primary key (export_run.dedup_key)
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -188,6 +190,7 @@ class ExportBodyCheck(ErrorHandler):
                                   "connection closes): such bodies are read, but their completeness cannot be checked.")
         spool.seek(0)
         setattr(response, SPOOL_ATTRIBUTE, spool)
+        export_run.current(self.config).requested(response, _window_days(response)[0])
         return ErrorResolution(response_action=ResponseAction.SUCCESS)
 
     def _not_an_event(self, window: str, not_an_event: NotAnEvent) -> ErrorResolution:
@@ -434,7 +437,7 @@ PROPERTY_DISCOVERY = {
 }
 # Columns whatever discovery says: the fields a stream promises, the cursors among them.
 FIRST_PROPERTIES = {"event": ("time", "distinct_id", "$insert_id", "mp_processing_time_ms"), "profile": ("$last_seen",)}
-RESERVED_COLUMNS = {"event": ("event",), "profile": ("distinct_id", "cohort_id")}
+RESERVED_COLUMNS = {"event": ("event", DEDUP_KEY), "profile": ("distinct_id", "cohort_id")}
 
 # Mixpanel's profile property types as JSON schema; "unknown" (and anything new) gets no type restriction.
 MIXPANEL_TYPES: Dict[str, dict] = {
@@ -503,7 +506,8 @@ OTHER_PROPERTIES_SCHEMA = {
 
 @dataclass
 class ExportDecoder(Decoder):
-    """Parses the spooled export body and shapes each record in the same pass.
+    """Parses the spooled export body and shapes each record in the same pass: its dedup key, its true time, and
+    none of the events the last run already delivered from days it read (export_run.py).
 
     Python because no manifest decoder rejoins records split over lines or fails loudly on a line
     that will not parse (JsonlDecoder skips it), and because shaping here with orjson is measurably
@@ -528,40 +532,58 @@ class ExportDecoder(Decoder):
             )
         if self._names is None:
             self._names = property_names("event", self.properties_requester, self.config)
+        run = export_run.current(self.config)
         try:
-            yield from self._records(spool, response)
+            run.decide_storage(spool, _export_range(response))
+            yield from self._records(spool, response, run)
         finally:
             spool.close()
 
-    def _records(self, spool: IO[bytes], response: requests.Response) -> Generator[MutableMapping[str, Any], None, None]:
-        shape = self._names.shape
+    def _records(self, spool: IO[bytes], response: requests.Response, run: export_run.ExportRun) -> Generator[MutableMapping[str, Any], None, None]:
+        shape, key = self._names.shape, export_run.dedup_key
         gmtime, strftime = time.gmtime, time.strftime
-        count = 0
+        true_time = run.true_time if run.storage == "project_timezone" else None
+        # Days the last run read: only what Mixpanel received since comes out again (export_run.py).
+        low, high = run.reread if run.filters(*_window_days(response)) else (0.0, 0.0)
+        cutoff = run.cutoff_ms or 0
+        count = delivered = 0
         try:
-            for count, (_, event, _) in enumerate(events(spool), 1):
+            for _, event, _ in events(spool):
+                properties = event["properties"]
+                seconds = unix_time(properties["time"])
+                received = properties.get("mp_processing_time_ms")
+                if low <= seconds < high and type(received) is int and received < cutoff:
+                    delivered += 1
+                    continue
                 # Shaped here, in one pass: properties to the top level, names through the rename map, types kept.
-                record = {"event": event["event"]}
-                shape(event["properties"], record)
-                if "time" in record:
-                    record["time"] = strftime("%Y-%m-%dT%H:%M:%SZ", gmtime(unix_time(record["time"])))
+                record = {"event": event["event"], DEDUP_KEY: key(event, seconds)}
+                shape(properties, record)
+                record["time"] = strftime("%Y-%m-%dT%H:%M:%SZ", gmtime(true_time(seconds, received) if true_time else seconds))
+                count += 1
                 yield record
         except (NotAnEvent, BrokenBody) as problem:  # the body check read this same spool and passed it
             message = f"The export of {_export_range(response)} changed between its check and its reading ({problem}): this is a connector bug."
             raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
-        _log_window(response, count)
+        _log_window(response, count, delivered)
 
 
-def _log_window(response: requests.Response, records: int) -> None:
-    """One INFO line per finished export window: its days, its records, and the seconds from request to last record."""
+def _window_days(response: requests.Response) -> Tuple[str, str]:
     query = dict(parse_qsl(urlsplit(response.url or "").query))
+    return query.get("from_date", ""), query.get("to_date", "")
+
+
+def _log_window(response: requests.Response, records: int, delivered: int) -> None:
+    """One INFO line per finished export window: its days, its records, and the seconds from request to last record."""
     try:
-        first, last = (datetime.date.fromisoformat(query[name]) for name in ("from_date", "to_date"))
+        first, last = (datetime.date.fromisoformat(day) for day in _window_days(response))
         days = f"{(last - first).days + 1} day{'s' if last > first else ''}"
-    except (KeyError, ValueError):
+    except ValueError:
         days = "days unknown"
     seconds = time.monotonic() - getattr(response, SENT_ATTRIBUTE, time.monotonic())
     rate = f", {records / seconds:,.0f} records/s" if seconds > 0 and records else ""
-    logger.info(f"Export of {_export_range(response)} done ({days}): {records:,} records in {seconds:.1f} s{rate}.")
+    again = (f"; {delivered:,} events of days the last sync read, received before it read them, were delivered then"
+             if delivered else "")
+    logger.info(f"Export of {_export_range(response)} done ({days}): {records:,} records in {seconds:.1f} s{rate}{again}.")
 
 
 # ---------------------------------------------------------------------------------------------- reports

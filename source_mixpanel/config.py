@@ -156,6 +156,10 @@ def validate_config(config: Mapping[str, Any]) -> None:
     region = config.get("region")
     if region is not None and region not in REGIONS:
         raise InvalidConfig(f'region "{region}" is not a Mixpanel region: use US, EU or IN.')
+    storage = config.get("event_time_storage")
+    if storage is not None and storage not in ("detect", "utc", "project_timezone"):
+        raise InvalidConfig(f'event_time_storage "{storage}" is not a choice: use detect, utc (projects created since '
+                            f'2023) or project_timezone (before 2023).')
 
     for name, unit in WHOLE_NUMBERS.items():
         _whole_number(config, name, unit)

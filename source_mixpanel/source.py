@@ -17,6 +17,7 @@ from airbyte_cdk.models import (
     AirbyteStreamStatus,
     ConfiguredAirbyteCatalog,
     FailureType,
+    SyncMode,
     Type,
 )
 from airbyte_cdk.sources.declarative.concurrent_declarative_source import ConcurrentDeclarativeSource
@@ -26,6 +27,7 @@ from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor
 from airbyte_cdk.sources.types import Record
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_mixpanel import export_run
 from source_mixpanel.budget import RequestBudget
 from source_mixpanel.plan import log_plan
 
@@ -94,6 +96,20 @@ def _within_windows(observe: Callable[[Record], None], cursor_field: str, stream
     return observe_within_window
 
 
+def _keep_export_run(cursor: ConcurrentCursor, run: export_run.ExportRun) -> None:
+    """The export cursor keeps Mixpanel's day labels (local wall times in a project that stores them), and its
+    state carries when this run read its days (export_run.py). The CDK's cursor has no hook for either: the
+    state converter (its own copy) and observe are wrapped."""
+    observe = cursor.observe
+    cursor.observe = lambda record: observe(record if run.storage != "project_timezone" else Record(
+        data={**record.data, "time": run.cursor_time(record.data["time"])}, stream_name=record.stream_name,
+        associated_slice=record.associated_slice))
+    converter = copy.copy(cursor._connector_state_converter)
+    to_state = converter.convert_to_state_message
+    converter.convert_to_state_message = lambda field, state: {**to_state(field, state), **run.state_extras()}
+    cursor._connector_state_converter = converter
+
+
 def _kept_without_cursor_value(should_be_synced: Callable[[Record], bool], cursor_field: str) -> Callable[[Record], bool]:
     """A record without a cursor value is kept, as the CDK keeps it, without the CDK's warning on every full read."""
     return lambda record: record.data.get(cursor_field) is None or should_be_synced(record)
@@ -124,6 +140,10 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
         # Every HttpRequester (and BudgetRetries) the factory builds from here on gets this one budget; the factory
         # has no public setter for a budget that is already built, and the manifest declares no api_budget.
         self._constructor._api_budget = self.budget
+        incremental = any(configured.stream.name == "export" and configured.sync_mode == SyncMode.incremental
+                          for configured in (catalog.streams if catalog else []))
+        self.export_run = export_run.begin(self._config, self._connector_state_manager.get_stream_state("export", None),
+                                           incremental)
 
     def streams(self, config: Mapping[str, Any]) -> List[AbstractStream]:  # type: ignore[override]
         streams = super().streams(config)
@@ -133,6 +153,8 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
                 key = cursor.cursor_field.cursor_field_key
                 cursor.observe = _within_windows(cursor.observe, key, stream.name)
                 cursor.should_be_synced = _kept_without_cursor_value(cursor.should_be_synced, key)
+            if stream.name == "export" and isinstance(cursor, ConcurrentCursor):
+                _keep_export_run(cursor, self.export_run)
             if isinstance(cursor, ConcurrentPerPartitionCursor):
                 # Under the budget a funnel may finish an hour before the next: its state must not wait for the
                 # CDK's ten-minute throttle, or a sync stopped in between reads it again.

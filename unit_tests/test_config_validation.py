@@ -20,6 +20,7 @@ GOOD = {"credentials": SERVICE_ACCOUNT, "start_date": "2025-01-01"}
             'project_timezone "Mars/Olympus" is not a known timezone: use the IANA name shown in Mixpanel\'s Project Settings, e.g. US/Pacific or UTC.',
         ),
         ({"region": "APAC"}, 'region "APAC" is not a Mixpanel region: use US, EU or IN.'),
+        ({"event_time_storage": "local"}, 'event_time_storage "local" is not a choice: use detect, utc (projects created since 2023) or project_timezone (before 2023).'),
         ({"date_window_size": 0}, "date_window_size 0 is not a valid number of days: use a whole number from 1 to 3650."),
         ({"export_window_days": -2}, "export_window_days -2 is not a valid number of days: use a whole number from 1 to 366."),
         ({"page_size": 0}, "page_size 0 is not a valid number of profiles per page: use a whole number 1 or more."),

@@ -1,5 +1,6 @@
 """The export body check, the record rejoining and the naming rule, each on its own."""
 
+import hashlib
 import io
 import json
 
@@ -13,6 +14,7 @@ import zlib
 
 import urllib3
 
+from source_mixpanel import export_run
 from source_mixpanel.components import SPOOL_ATTRIBUTE, ExportBodyCheck, ExportDecoder
 from source_mixpanel.export_lines import BrokenBody, NotAnEvent, events, unix_time
 from source_mixpanel.properties import PropertyNames
@@ -125,7 +127,9 @@ class _NoRequests:
 
 
 def _decoder(keep=True):
-    decoder = ExportDecoder(config={"select_properties_by_default": keep}, properties_requester=_NoRequests(), parameters={})
+    config = {"select_properties_by_default": keep, "project_timezone": "UTC"}
+    export_run.begin(config, None, incremental=False)  # the run the decoder shares with the source
+    decoder = ExportDecoder(config=config, properties_requester=_NoRequests(), parameters={})
     decoder._names = PropertyNames(["time", "$insert_id", "$username", "userName"], first=["time", "$insert_id"], reserved=["event"], keep_undiscovered=keep)
     return decoder
 
@@ -140,7 +144,8 @@ def test_decoder_shapes_and_keeps_types():
     line = json.dumps({"event": "e", "properties": {"time": 1740794891, "$insert_id": "i", "$username": "z", "userName": "Z",
                                                     "flag": False, "n": None, "obj": {"a": [1, True]}}}).encode()
     (record,) = _decode(_decoder(), line + b"\n")
-    assert record == {"event": "e", "time": "2025-03-01T02:08:11Z", "insert_id": "i", "username": "z", "_userName": "Z",
+    key = hashlib.blake2b(b'["e",null,1740794891,"i"]', digest_size=16).hexdigest()  # README, Duplicates
+    assert record == {"event": "e", "dedup_key": key, "time": "2025-03-01T02:08:11Z", "insert_id": "i", "username": "z", "_userName": "Z",
                       "other_properties": {"flag": False, "n": None, "obj": {"a": [1, True]}}}
     (dropped,) = _decode(_decoder(keep=False), line + b"\n")
     assert "other_properties" not in dropped and dropped["username"] == "z"

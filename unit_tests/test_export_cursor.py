@@ -18,6 +18,7 @@ CONFIG = {
     "project_timezone": "UTC",
     "base_url": "http://127.0.0.1:9",
     "export_base_url": "http://127.0.0.1:9",
+    "export_lookback_window": 0,  # the saved day only, so that the windows below are few
 }
 
 
