@@ -237,9 +237,9 @@ def test_what_is_unambiguous_is_taken(tmp_path, sim):
 
 
 def test_a_full_temporary_disk_fails_at_once_and_says_how_much_room_a_window_needs(tmp_path, sim):
-    def small_files():  # files stop growing at 1 MB, as on a full disk; the signal would kill the process instead
+    def small_files():  # files stop growing at 64 KB (the window spools ~600 KB gzipped), as on a full disk; the signal would kill the process instead
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16))
 
     config = service_account_config(sim, start_date="2025-04-01", end_date="2025-04-03", export_window_days=3)
     with switched(sim, events_per_day=4000):

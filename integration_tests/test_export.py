@@ -76,7 +76,8 @@ def test_twenty_days_arrive_exact_and_typed_in_twenty_requests(tmp_path, sim):
     # One INFO line per window and one for the stream, with their record counts.
     per_day = Counter(r["time"][:10] for r in records)
     for day in days("2025-03-01", 20):
-        assert any(log.startswith(f"Export of {day}..{day} done (1 day): {per_day[day]:,} records in ") for log in run.logs)
+        assert any(log.startswith(f"Export of {day}..{day} done (1 day): {per_day[day]:,} records in ")
+                   and log.endswith(" MB of temporary disk (gzipped).") for log in run.logs)
     assert any(log.startswith(f"Stream export complete: {len(records):,} records in ") for log in run.logs)
 
 

@@ -137,8 +137,11 @@ def test_a_budget_spent_beyond_two_windows_ends_in_a_transient_error_and_nothing
                for error in run.errors)
     assert set(limited.rate_report()["query"]["refused"]) == {"spent"}
 
-    limited.spend_budget(3 * WINDOW)
-    discovered = run_connector(tmp_path, "discover", config)
+    limited.spend_budget(6 * WINDOW)
+    try:
+        discovered = run_connector(tmp_path, "discover", config)
+    finally:
+        limited.spend_budget(0)
     assert discovered.returncode != 0 and not discovered.of_type("CATALOG")
     assert [error["failure_type"] for error in discovered.errors] == ["transient_error"]
 

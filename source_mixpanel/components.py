@@ -1,8 +1,10 @@
 """Thin components for what manifest.yaml cannot say. Each class names, in its first line, why."""
 
 import datetime
+import io
 import json
 import logging
+import math
 import re
 import tempfile
 import threading
@@ -30,7 +32,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from source_mixpanel.budget import BudgetSpent
 from source_mixpanel import export_run
-from source_mixpanel.export_lines import BrokenBody, NotAnEvent, events, unix_time
+from source_mixpanel.export_lines import BrokenBody, NotAnEvent, events, gunzip, spooled_lines, split_lines, unix_time
 from source_mixpanel.properties import OTHER_PROPERTIES, PropertyNames
 
 logger = logging.getLogger("airbyte")
@@ -163,7 +165,7 @@ class ExportBodyCheck(ErrorHandler):
         problem = None
         try:
             replaced = 0
-            for line, _, was_replaced in events(_spooled_lines(_decoded_chunks(response), spool)):
+            for line, _, was_replaced in events(split_lines(_spooled_chunks(response, spool))):
                 replaced = replaced or (line if was_replaced else 0)
             if replaced:
                 _warn_once("replaced", f"The export of {window} holds bytes that are not UTF-8 (first at line {replaced}): "
@@ -188,7 +190,6 @@ class ExportBodyCheck(ErrorHandler):
         if _length_unknown(response):
             _warn_once("unsized", "The export answered without a length, chunks or gzip (its body ends where the "
                                   "connection closes): such bodies are read, but their completeness cannot be checked.")
-        spool.seek(0)
         setattr(response, SPOOL_ATTRIBUTE, spool)
         export_run.current(self.config).requested(response, _window_days(response)[0])
         return ErrorResolution(response_action=ResponseAction.SUCCESS)
@@ -222,38 +223,30 @@ class _SpoolFailed(Exception):
         self.error, self.written = error, written
 
 
-def _decoded_chunks(response: requests.Response) -> Iterator[bytes]:
-    """The body's bytes, un-gzipped here rather than by urllib3 so that a gzip stream cut at a flush point,
-    which urllib3 takes as whole, is caught."""
-    if (response.headers.get("Content-Encoding") or "").strip().lower() != "gzip":
-        yield from response.raw.stream(1 << 20, decode_content=True)
-        return
-    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    for raw in response.raw.stream(1 << 17, decode_content=False):  # small: it grows tenfold when un-gzipped
-        data = decompressor.decompress(raw)
-        while decompressor.eof and decompressor.unused_data:  # another gzip member follows
-            rest, decompressor = decompressor.unused_data, zlib.decompressobj(16 + zlib.MAX_WBITS)
-            data += decompressor.decompress(rest)
-        if data:
-            yield data
-    if not decompressor.eof:
-        raise BrokenBody("ended before the end of its gzip stream")
+def _spooled_chunks(response: requests.Response, spool: IO[bytes]) -> Iterator[bytes]:
+    """The body's bytes, un-gzipped here rather than by urllib3 so that a gzip stream cut at a flush point, which
+    urllib3 takes as whole, is caught; spooled gzipped, a tenth of the disk: Mixpanel's gzip as it came, a plain
+    body gzipped as it passes (level 1, the fastest)."""
+    written = 0
 
-
-def _spooled_lines(chunks: Iterable[bytes], spool: IO[bytes]) -> Iterator[bytes]:
-    """The lines of the body, written to the spool as they pass."""
-    rest, written = b"", 0
-    for chunk in chunks:
+    def spooled(data: bytes) -> bytes:
+        nonlocal written
         try:
-            spool.write(chunk)
+            spool.write(data)
         except OSError as error:
             raise _SpoolFailed(error, written) from error
-        written += len(chunk)
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        yield from lines
-    if rest:
-        yield rest
+        written += len(data)
+        return data
+
+    if (response.headers.get("Content-Encoding") or "").strip().lower() == "gzip":
+        # Small reads: a chunk grows tenfold when un-gzipped.
+        yield from gunzip(map(spooled, response.raw.stream(1 << 17, decode_content=False)))
+        return
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    for data in response.raw.stream(1 << 20, decode_content=True):
+        spooled(compressor.compress(data))
+        yield data
+    spooled(compressor.flush())
 
 
 def _length_unknown(response: requests.Response) -> bool:
@@ -540,31 +533,46 @@ class ExportDecoder(Decoder):
             spool.close()
 
     def _records(self, spool: IO[bytes], response: requests.Response, run: export_run.ExportRun) -> Generator[MutableMapping[str, Any], None, None]:
-        shape, key = self._names.shape, export_run.dedup_key
-        gmtime, strftime = time.gmtime, time.strftime
+        shape, key, iso = self._names.shape, export_run.dedup_key, _IsoSeconds()
         true_time = run.true_time if run.storage == "project_timezone" else None
         # Days the last run read: only what Mixpanel received since comes out again (export_run.py).
         low, high = run.reread if run.filters(*_window_days(response)) else (0.0, 0.0)
         cutoff = run.cutoff_ms or 0
         count = delivered = 0
         try:
-            for _, event, _ in events(spool):
+            for _, event, _ in events(spooled_lines(spool)):
                 properties = event["properties"]
-                seconds = unix_time(properties["time"])
-                received = properties.get("mp_processing_time_ms")
-                if low <= seconds < high and type(received) is int and received < cutoff:
-                    delivered += 1
-                    continue
+                seconds = properties["time"]
+                if type(seconds) is not int:  # a float, or a time in a string (events() checked it converts)
+                    seconds = unix_time(seconds)
+                if low <= seconds < high:
+                    received = properties.get("mp_processing_time_ms")
+                    if type(received) is int and received < cutoff:
+                        delivered += 1
+                        continue
                 # Shaped here, in one pass: properties to the top level, names through the rename map, types kept.
                 record = {"event": event["event"], DEDUP_KEY: key(event, seconds)}
                 shape(properties, record)
-                record["time"] = strftime("%Y-%m-%dT%H:%M:%SZ", gmtime(true_time(seconds, received) if true_time else seconds))
+                record["time"] = iso(true_time(seconds, properties.get("mp_processing_time_ms")) if true_time else seconds)
                 count += 1
                 yield record
         except (NotAnEvent, BrokenBody) as problem:  # the body check read this same spool and passed it
             message = f"The export of {_export_range(response)} changed between its check and its reading ({problem}): this is a connector bug."
             raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
-        _log_window(response, count, delivered)
+        _log_window(response, spool, count, delivered)
+
+
+class _IsoSeconds(dict):
+    """Unix seconds -> `YYYY-MM-DDTHH:MM:SSZ`, each second formatted once: a window's events share few seconds."""
+
+    def __call__(self, seconds: float) -> str:
+        second = seconds if type(seconds) is int else math.floor(seconds)
+        text = self.get(second)
+        if text is None:
+            if len(self) > 200_000:  # a window of many days: keep the memory bounded
+                self.clear()
+            text = self[second] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        return text
 
 
 def _window_days(response: requests.Response) -> Tuple[str, str]:
@@ -572,8 +580,9 @@ def _window_days(response: requests.Response) -> Tuple[str, str]:
     return query.get("from_date", ""), query.get("to_date", "")
 
 
-def _log_window(response: requests.Response, records: int, delivered: int) -> None:
-    """One INFO line per finished export window: its days, its records, and the seconds from request to last record."""
+def _log_window(response: requests.Response, spool: IO[bytes], records: int, delivered: int) -> None:
+    """One INFO line per finished export window: its days, its records, the seconds from request to last record, and
+    the temporary disk its body took."""
     try:
         first, last = (datetime.date.fromisoformat(day) for day in _window_days(response))
         days = f"{(last - first).days + 1} day{'s' if last > first else ''}"
@@ -583,7 +592,9 @@ def _log_window(response: requests.Response, records: int, delivered: int) -> No
     rate = f", {records / seconds:,.0f} records/s" if seconds > 0 and records else ""
     again = (f"; {delivered:,} events of days the last sync read, received before it read them, were delivered then"
              if delivered else "")
-    logger.info(f"Export of {_export_range(response)} done ({days}): {records:,} records in {seconds:.1f} s{rate}{again}.")
+    disk = spool.seek(0, io.SEEK_END) / 1e6
+    logger.info(f"Export of {_export_range(response)} done ({days}): {records:,} records in {seconds:.1f} s{rate}{again}; "
+                f"its body took {disk:,.1f} MB of temporary disk (gzipped).")
 
 
 # ---------------------------------------------------------------------------------------------- reports

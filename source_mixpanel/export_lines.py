@@ -7,7 +7,8 @@ ended, or fails on a line that is not an event (JsonlDecoder logs and skips it).
 
 import datetime
 import json
-from typing import Any, Iterable, Iterator, List, Optional, Tuple
+import zlib
+from typing import IO, Any, Iterable, Iterator, List, Optional, Tuple
 
 import orjson
 
@@ -27,6 +28,39 @@ class NotAnEvent(Exception):
     def __init__(self, line: int, what: str) -> None:
         super().__init__(f"line {line}: {what}")
         self.line, self.what = line, what
+
+
+def gunzip(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The bytes of a gzip stream of one or more members; BrokenBody when it stops before its last member ends
+    (a stream cut at a flush point, which urllib3 takes as whole)."""
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    for raw in chunks:
+        while raw:
+            if decompressor.eof:  # another member follows
+                decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            data = decompressor.decompress(raw)
+            raw = decompressor.unused_data if decompressor.eof else b""
+            if data:
+                yield data
+    if not decompressor.eof:
+        raise BrokenBody("ended before the end of its gzip stream")
+
+
+def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of a body given in chunks, without their line breaks."""
+    rest = b""
+    for chunk in chunks:
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
+
+
+def spooled_lines(spool: IO[bytes]) -> Iterator[bytes]:
+    """The lines of a body spooled gzipped (components.ExportBodyCheck), from its start."""
+    spool.seek(0)
+    yield from split_lines(gunzip(iter(lambda: spool.read(1 << 18), b"")))
 
 
 def unix_time(value: Any) -> Optional[float]:

@@ -21,7 +21,7 @@ import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel.export_lines import events, unix_time
+from source_mixpanel.export_lines import events, spooled_lines, unix_time
 
 logger = logging.getLogger("airbyte")
 
@@ -166,7 +166,7 @@ class ExportRun:
             if self.storage is not None:
                 return
             delays, offsets, unknown = [], [], 0
-            for number, (_, event, _) in enumerate(events(spool)):
+            for number, (_, event, _) in enumerate(events(spooled_lines(spool))):
                 properties = event["properties"]
                 received, seconds = properties.get("mp_processing_time_ms"), unix_time(properties.get("time"))
                 if isinstance(received, (int, float)) and not isinstance(received, bool) and seconds is not None:
@@ -176,7 +176,6 @@ class ExportRun:
                     unknown += 1
                 if len(delays) >= DETECTION_SAMPLE or number >= 10 * DETECTION_SAMPLE:
                     break
-            spool.seek(0)
             if not delays:
                 if unknown:  # the two readings differ here and nothing tells which holds: never guess
                     message = (f"The export of {window} gives no mp_processing_time_ms to tell how the project stores "

@@ -5,6 +5,7 @@ import copy
 import functools
 import logging
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, List, Mapping, Optional
@@ -68,42 +69,73 @@ def manifest_path() -> Path:
     raise FileNotFoundError(f"manifest.yaml is missing from {_PACKAGE_DIR}: the package was built without it")
 
 
-def _within_windows(observe: Callable[[Record], None], cursor_field: str, stream: str) -> Callable[[Record], None]:
-    """A cursor's observe that counts a record stamped after its window (a clock far ahead, a typo in an import)
-    as the window's end: the record goes out as it is, but the state never passes the windows read, which would
-    make the next sync skip days it never read. The cursor value and the window's end are compared as text:
-    both are written in the cursor's own format, which sorts as time does."""
-    warned: List[bool] = []
-    last: List[Any] = [None, None]  # the last window seen and its end: a partition's records share one
+class _Window(threading.local):
+    """The window a worker thread reads, and its newest record so far."""
 
-    def observe_within_window(record: Record) -> None:
-        window = record.associated_slice
-        if window is not last[0]:
-            last[:] = [window, (window or {}).get("end_time")]
-        end = last[1]
-        value = record.data.get(cursor_field)
+    slice: Any = False
+    newest: Optional[str] = None
+    record: Optional[Record] = None
+
+
+class WindowCursorFeed:
+    """Feeds a cursor once per window, at its close, with the window's newest record, instead of once per record, and
+    keeps that value within the window: a record stamped after its window (a clock far ahead, a typo in an import)
+    goes out as it is, but the state never passes the windows read, which would make the next sync skip days.
+
+    Python because the CDK's cursor parses every record's time with strptime and hashes its window on each observe
+    (about 7 us a record, README, Performance), and has no bound on a value. It relies on the CDK observing a
+    window's records and then closing it in one thread (PartitionReader.process_partition), which
+    unit_tests/test_cursor_feed.py pins; were that to change, the state would lag behind, never run ahead.
+    Cursor values are compared as text: the cursor's own format sorts as time does.
+    """
+
+    def __init__(self, cursor: Any, cursor_field: str, stream: str,
+                 cursor_value: Callable[[str], str] = lambda value: value) -> None:
+        self._observe, self._close_partition = cursor.observe, cursor.close_partition
+        self._field, self._stream, self._cursor_value = cursor_field, stream, cursor_value
+        self._window = _Window()
+        self._warned = False
+        cursor.observe, cursor.close_partition = self.observe, self.close_partition
+
+    def observe(self, record: Record) -> None:
+        window, this_slice = self._window, record.associated_slice
+        if this_slice is not window.slice:
+            if this_slice != window.slice:  # a new window; a page's own copy of the same window keeps its newest
+                window.newest = window.record = None
+            window.slice = this_slice
+        value = record.data.get(self._field)
         if value is None:  # a profile never seen: nothing to move the state by, and the CDK would only warn
             return
-        if end and isinstance(value, str) and value > end:
-            if not warned:
-                warned.append(True)
-                logger.warning(f"A {stream} record has {cursor_field} {value}, after the window it came in (which ends "
-                               f"{end}): it is emitted as it is, and the state stops at the window's end.")
-            record = Record(data={**record.data, cursor_field: end}, stream_name=record.stream_name,
-                            associated_slice=record.associated_slice)
-        observe(record)
+        if type(value) is not str:  # not the cursor's format: the CDK judges it as it comes
+            self._observe(record)
+            return
+        value = self._cursor_value(value)
+        if window.newest is None or value > window.newest:
+            window.newest, window.record = value, record
 
-    return observe_within_window
+    def close_partition(self, partition: Any) -> None:
+        window = self._window
+        record, newest = window.record, window.newest
+        window.slice, window.newest, window.record = False, None, None
+        if record is not None:
+            end = (record.associated_slice or {}).get("end_time")
+            if end and newest > end:
+                self._warn(newest, end)
+                newest = end
+            self._observe(Record(data={**record.data, self._field: newest}, stream_name=record.stream_name,
+                                 associated_slice=record.associated_slice))
+        self._close_partition(partition)
+
+    def _warn(self, value: str, end: str) -> None:
+        if not self._warned:
+            self._warned = True
+            logger.warning(f"A {self._stream} record has {self._field} {value}, after the window it came in (which ends "
+                           f"{end}): it is emitted as it is, and the state stops at the window's end.")
 
 
 def _keep_export_run(cursor: ConcurrentCursor, run: export_run.ExportRun) -> None:
-    """The export cursor keeps Mixpanel's day labels (local wall times in a project that stores them), and its
-    state carries when this run read its days (export_run.py). The CDK's cursor has no hook for either: the
-    state converter (its own copy) and observe are wrapped."""
-    observe = cursor.observe
-    cursor.observe = lambda record: observe(record if run.storage != "project_timezone" else Record(
-        data={**record.data, "time": run.cursor_time(record.data["time"])}, stream_name=record.stream_name,
-        associated_slice=record.associated_slice))
+    """The export cursor's state carries when this run read its days (export_run.py). The CDK's cursor has no hook
+    for it: its state converter (its own copy) is wrapped."""
     converter = copy.copy(cursor._connector_state_converter)
     to_state = converter.convert_to_state_message
     converter.convert_to_state_message = lambda field, state: {**to_state(field, state), **run.state_extras()}
@@ -151,7 +183,9 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
             cursor = getattr(stream, "cursor", None)
             if isinstance(cursor, (ConcurrentCursor, ConcurrentPerPartitionCursor)):
                 key = cursor.cursor_field.cursor_field_key
-                cursor.observe = _within_windows(cursor.observe, key, stream.name)
+                # The export cursor keeps Mixpanel's day labels: local wall times in a project that stores them.
+                cursor_value = self.export_run.cursor_time if stream.name == "export" else (lambda value: value)
+                WindowCursorFeed(cursor, key, stream.name, cursor_value)
                 cursor.should_be_synced = _kept_without_cursor_value(cursor.should_be_synced, key)
             if stream.name == "export" and isinstance(cursor, ConcurrentCursor):
                 _keep_export_run(cursor, self.export_run)

@@ -2,6 +2,7 @@
 
 import datetime
 import hashlib
+import gzip
 import io
 import json
 
@@ -78,7 +79,7 @@ def test_detection_never_guesses_when_nothing_tells():
     run = ExportRun({"project_timezone": "America/Los_Angeles"}, None, incremental=False)
     body = b"".join(json.dumps({"event": "e", "properties": {"time": 1743500000 + i}}).encode() + b"\n" for i in range(3))
     with pytest.raises(AirbyteTracedException) as raised:
-        run.decide_storage(io.BytesIO(body), "2025-04-01..2025-04-01")
+        run.decide_storage(io.BytesIO(gzip.compress(body)), "2025-04-01..2025-04-01")  # spooled gzipped
     assert raised.value.failure_type == FailureType.config_error and "event_time_storage" in raised.value.message
     assert run.storage is None
     assert ExportRun({"project_timezone": "UTC"}, None, incremental=False).storage == "utc"
