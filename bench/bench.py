@@ -189,19 +189,13 @@ SOURCE_DIR = None  # --source: a checkout whose source_mixpanel is measured inst
 
 
 def connector_command() -> list:
-    if SOURCE_DIR is not None:
-        return [sys.executable, "-c", "from source_mixpanel.run import run; run()"]
+    if SOURCE_DIR is not None:  # first on the path, ahead of the current directory and the installed package
+        return [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(SOURCE_DIR)!r}); "
+                                      f"from source_mixpanel.run import run; run()"]
     exe = Path(sys.executable).parent / "source-mixpanel"
     if not exe.exists():
         raise BenchFailure(f"{exe} not found: install the connector into this environment (make install)")
     return [str(exe)]
-
-
-def connector_env() -> dict:
-    env = dict(os.environ)
-    if SOURCE_DIR is not None:  # ahead of the editable install's finder
-        env["PYTHONPATH"] = str(SOURCE_DIR)
-    return env
 
 
 def prepare_connector(url: str, first: dt.date, last: dt.date, workdir: Path, name: str):
@@ -215,7 +209,7 @@ def prepare_connector(url: str, first: dt.date, last: dt.date, workdir: Path, na
     config_path = workdir / f"config-{name}.json"
     config_path.write_text(json.dumps(config))
     result = subprocess.run([*connector_command(), "discover", "--config", str(config_path)], capture_output=True,
-                            text=True, timeout=300, cwd=str(ROOT), stdin=subprocess.DEVNULL, env=connector_env())
+                            text=True, timeout=300, cwd=str(ROOT), stdin=subprocess.DEVNULL)
     stream = None
     for line in result.stdout.splitlines():
         try:
@@ -288,7 +282,7 @@ def read_connector(config_path: Path, catalog_path: Path, workdir: Path, name: s
         state_path = workdir / f"state-{name}.json"
         state_path.write_text(json.dumps([state]))
         cmd += ["--state", str(state_path)]
-    result = run_measured(cmd, out, err, CONNECTOR_TIMEOUT_S, env=connector_env())
+    result = run_measured(cmd, out, err, CONNECTOR_TIMEOUT_S)
     result["output"] = check_connector_output(out)
     result["spool_mb"] = result["output"]["spool_mb"]
     result["stderr_tail"] = err.read_text(errors="replace")[-2000:]
@@ -474,7 +468,7 @@ def profile_read(url: str, first: dt.date, last: dt.date, workdir: Path) -> Path
     cmd = [sys.executable, str(script), str(stats_path), str(text_path),
            "read", "--config", str(config_path), "--catalog", str(catalog_path)]
     out, err = workdir / "connector-profile.jsonl", workdir / "connector-profile.stderr"
-    result = run_measured(cmd, out, err, CONNECTOR_TIMEOUT_S, env=connector_env())
+    result = run_measured(cmd, out, err, CONNECTOR_TIMEOUT_S)
     records = check_connector_output(out)["records"]
     log(f"profiled read: exit {result['exit_code']}, {records:,} records in {result['wall_s']:.1f}s "
         f"(slowed by the profiler), {result['cpu_s']:.1f} CPU s")

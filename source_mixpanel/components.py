@@ -563,13 +563,14 @@ class ExportDecoder(Decoder):
 
 
 class _IsoSeconds(dict):
-    """Unix seconds -> `YYYY-MM-DDTHH:MM:SSZ`, each second formatted once: a window's events share few seconds."""
+    """Unix seconds -> `YYYY-MM-DDTHH:MM:SSZ`, each second formatted once while it recurs: events of one second
+    tend to come together. A few thousand at most: a day's 86,400 would hold about 10 MB."""
 
     def __call__(self, seconds: float) -> str:
         second = seconds if type(seconds) is int else math.floor(seconds)
         text = self.get(second)
         if text is None:
-            if len(self) > 200_000:  # a window of many days: keep the memory bounded
+            if len(self) >= 4096:
                 self.clear()
             text = self[second] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
         return text

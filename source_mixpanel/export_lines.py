@@ -60,7 +60,7 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 def spooled_lines(spool: IO[bytes]) -> Iterator[bytes]:
     """The lines of a body spooled gzipped (components.ExportBodyCheck), from its start."""
     spool.seek(0)
-    yield from split_lines(gunzip(iter(lambda: spool.read(1 << 18), b"")))
+    yield from split_lines(gunzip(iter(lambda: spool.read(1 << 15), b"")))
 
 
 def unix_time(value: Any) -> Optional[float]:

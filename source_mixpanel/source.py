@@ -34,6 +34,7 @@ from source_mixpanel.plan import log_plan
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 logger = logging.getLogger("airbyte")
+RECORDS_IN_FLIGHT = 1000
 _CDK_RETRY_LINE = re.compile(r"UserDefinedBackoffException: Rate limit exceeded \(HTTP (\d+)\)\. Retrying in (\S+) seconds\.")
 
 
@@ -152,8 +153,9 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
 
     Python for the export timeout because the manifest schema takes only a number for read_timeout_in_seconds;
     for the budget because the manifest's api_budget is the CDK's HTTPAPIBudget, which cannot keep Mixpanel's
-    limits (budget.py), so the factory is handed ours; for the plan that a read logs first (plan.py); and for a
-    STATE after every finished funnel, which the CDK would send at most every ten minutes.
+    limits (budget.py), so the factory is handed ours; for the plan that a read logs first (plan.py); for a
+    STATE after every finished funnel, which the CDK would send at most every ten minutes; and for a shorter queue of
+    records between threads and a cursor fed once per window (speed and memory, README, Performance).
     """
 
     def __init__(
@@ -168,6 +170,9 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
         if timeout:
             manifest["definitions"]["export_requester"]["read_timeout_in_seconds"] = timeout
         super().__init__(catalog=catalog, config=config, state=state, source_config=manifest, config_path=config_path)
+        # Records waiting for the main thread: 1,000 keep it busy as well as the CDK's 10,000, which held ~13 MB more
+        # of a big day in memory (README, Performance). unit_tests/test_output.py pins where the CDK keeps it.
+        self._concurrent_source._queue.maxsize = RECORDS_IN_FLIGHT
         self.budget = RequestBudget.from_manifest(manifest["definitions"]["request_budget"], self._config)
         # Every HttpRequester (and BudgetRetries) the factory builds from here on gets this one budget; the factory
         # has no public setter for a budget that is already built, and the manifest declares no api_budget.

@@ -1,8 +1,14 @@
 """run.RecordWriter: records go out in batches of bytes, and never after a message that came behind them."""
 
+import inspect
 import io
+from queue import Queue
+
+from airbyte_cdk.sources.concurrent_source.concurrent_source import ConcurrentSource
 
 from source_mixpanel.run import RecordWriter
+from source_mixpanel.source import RECORDS_IN_FLIGHT, SourceMixpanel
+from unit_tests.test_export_cursor import CONFIG
 
 
 def test_a_message_never_overtakes_the_records_before_it(monkeypatch):
@@ -26,3 +32,10 @@ def test_a_batch_goes_out_once_it_is_large():
     for _ in range(RecordWriter.BATCH_BYTES // 1000 + 1):
         writer.write(record)
     assert out.getvalue() and out.getvalue().count(b"\n") == RecordWriter.BATCH_BYTES // 1000 + 1
+
+
+def test_the_queue_between_threads_is_the_shorter_one():
+    # Pins the CDK detail source.py relies on: the concurrent source reads records from its `_queue`.
+    queue = SourceMixpanel(config=CONFIG)._concurrent_source._queue
+    assert isinstance(queue, Queue) and queue.maxsize == RECORDS_IN_FLIGHT
+    assert "self._queue" in inspect.getsource(ConcurrentSource.read)
