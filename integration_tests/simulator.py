@@ -1004,7 +1004,9 @@ class MixpanelSimulator:
 
         series = {metric: level(metric, [], random.Random(f"{self.seed}:insights:{bookmark_id}:{metric}")) for metric in metrics}
         last = dt.datetime.combine(days[-1], dt.time(23, 59, 59, 999000), zone).isoformat()
-        body = {"computed_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        with self._lock:  # computed once, then served from cache as Mixpanel does until the report changes
+            computed_at = self._memo.setdefault(("insights computed_at", int(bookmark_id)), dt.datetime.now(dt.timezone.utc).isoformat())
+        body = {"computed_at": computed_at,
                 "date_range": {"from_date": dt.datetime.combine(days[0], dt.time(), zone).isoformat(), "to_date": last},
                 "headers": list(headers), "series": series}
         return body, numbers
