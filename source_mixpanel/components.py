@@ -347,7 +347,7 @@ class AnswerCheck(ErrorHandler):
                                 f"{text}): check that group_keys lists the project's group keys by their data_group_id.",
                                 answered)
         window = f" for {asked['from_date']}..{asked['to_date']}" if asked.get("from_date") else ""
-        raise _config_error(f"Mixpanel refused {path}{window} (400: {text}): check start_date, end_date and the "
+        raise _config_error(f"Mixpanel refused {path}{window} ({status}: {text}): check start_date, end_date and the "
                             f"export filters in the config.", answered)
 
 
