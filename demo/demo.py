@@ -30,7 +30,7 @@ from sqlalchemy import text  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from integration_tests.simulator import PROJECT_ID, SA_SECRET, SA_USERNAME, MixpanelSimulator  # noqa: E402
+from integration_tests.simulator import GROUP_KEYS, INSIGHTS_REPORTS, PROJECT_ID, SA_SECRET, SA_USERNAME, MixpanelSimulator  # noqa: E402
 
 CONNECTOR = Path(sys.executable).parent / "source-mixpanel"
 OUT = ROOT / "demo" / "out"
@@ -38,13 +38,16 @@ SAMPLE_COLUMNS = 6
 
 
 def simulator_config(sim: MixpanelSimulator) -> dict:
-    """A service account config for the simulator, over the last 30 days."""
+    """A service account config for the simulator, over the last 30 days, with every optional stream."""
     return {
         "credentials": {"option_title": "Service Account", "username": SA_USERNAME, "secret": SA_SECRET, "project_id": PROJECT_ID},
         "base_url": sim.url,
         "export_base_url": sim.url,
         "project_timezone": "UTC",
         "start_date": (dt.date.today() - dt.timedelta(days=30)).isoformat(),
+        # The simulator's saved Insights reports and group keys, so that the optional streams come too.
+        "insights_reports": sorted(INSIGHTS_REPORTS),
+        "group_keys": sorted(GROUP_KEYS),
     }
 
 

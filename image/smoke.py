@@ -1,4 +1,4 @@
-"""The image's smoke test (make image): its Airbyte labels match metadata.yaml; spec, check, discover and a read of every stream run inside the image
+"""The image's smoke test (make image): its Airbyte labels match metadata.yaml; spec, check, discover and a read of every stream (the optional ones configured) run inside the image
 against the simulator, and the read must equal the same read by the connector installed in .venv.
 
 Usage: python image/smoke.py --size SIZE --labels JSON -- COMMAND PREFIX ... ("{data}" in it is the folder with the config and
@@ -17,9 +17,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from integration_tests.simulator import PROJECT_ID, SA_SECRET, SA_USERNAME, MixpanelSimulator  # noqa: E402
+from integration_tests.simulator import GROUP_KEYS, INSIGHTS_REPORTS, PROJECT_ID, SA_SECRET, SA_USERNAME, MixpanelSimulator  # noqa: E402
 
-STREAMS = ["export", "engage", "cohorts", "cohort_members", "funnels", "revenue", "annotations"]
+STREAMS = ["export", "engage", "cohorts", "cohort_members", "funnels", "revenue", "annotations", "insights", "groups"]
+# Offered only when the config names the saved reports and group keys they read, so not in the sample catalog.
+OPTIONAL_STREAMS = ["insights", "groups"]
 
 
 def messages(command, what):
@@ -60,9 +62,9 @@ def main():
                             "project_id": PROJECT_ID},
             "base_url": sim.url, "export_base_url": sim.url, "project_timezone": "UTC",
             "start_date": "2025-04-01", "end_date": "2025-04-03",
+            "insights_reports": sorted(INSIGHTS_REPORTS), "group_keys": sorted(GROUP_KEYS),
         }
         Path(data, "config.json").write_text(json.dumps(config))
-        Path(data, "catalog.json").write_text((ROOT / "sample_files" / "configured_catalog.json").read_text())
         image = [part.replace("{data}", data) for part in args.prefix]
         files = ["--config", "/data/config.json"]
         read = ["read", *files, "--catalog", "/data/catalog.json"]
@@ -73,6 +75,10 @@ def main():
         assert status["connectionStatus"]["status"] == "SUCCEEDED", status
         (catalog,) = of_type(messages(image + ["discover", *files], "discover"), "CATALOG")
         assert sorted(s["name"] for s in catalog["catalog"]["streams"]) == sorted(STREAMS), catalog
+        sample = json.loads((ROOT / "sample_files" / "configured_catalog.json").read_text())
+        sample["streams"] += [{"stream": s, "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"}
+                              for s in catalog["catalog"]["streams"] if s["name"] in OPTIONAL_STREAMS]
+        Path(data, "catalog.json").write_text(json.dumps(sample))
         in_image = messages(image + read, "read in the image")
         local = messages([str(ROOT / ".venv" / "bin" / "source-mixpanel"), *[
             part.replace("/data", data) for part in read]], "read by .venv/bin/source-mixpanel")

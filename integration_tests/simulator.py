@@ -48,7 +48,7 @@ EXPORT_LIMIT_MAX = 100000
 EVENT_DISTINCT_IDS = 3000  # events draw their distinct_id from this many ids (profiles use a prefix)
 
 FAULTS = ("split_lines", "terminated_early", "cut", "stall", "5xx", "429", "gzip_unfinished", "close_delimited")
-FAMILIES = ("cohorts", "engage", "funnels", "revenue", "annotations", "events", "all_query")
+FAMILIES = ("cohorts", "engage", "funnels", "revenue", "annotations", "events", "insights", "all_query")
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _WHERE_RE = re.compile(
@@ -198,6 +198,23 @@ FUNNELS = (
 )
 _CUSTOM_FUNNEL = 7511
 
+# Saved Insights reports: bookmark_id -> (headers, metrics, the values of each breakdown level, date keys). The first
+# header names the metric level; each further one a breakdown level, which also holds an `$overall` total.
+INSIGHTS_REPORTS = {
+    61001: (["$event"], ("Logged in", "Signed up"), (), "day"),
+    61002: (["$event", "$browser", "$city", "plan"], ("Purchase", "Page View"),
+            (("Chrome", "Safari", "Mobile Safari"), ("東京", "Zürich", "São Paulo", "Kraków"), ("pro", "free")), "day"),
+    61003: (["$event"], (), (), "day"),  # a report whose filters match nothing: an empty series
+    61004: (["$event", "currency"], ("Purchase", "Ünïcode ✓ event"), (("EUR", "USD", "JPY", "¥ – other"),), "all"),
+}
+INSIGHTS_DAYS = 7  # the days a saved report shows, from first_event_day
+FUNNELS_BOOKMARK = 61098  # a saved funnels report: the Insights query refuses it (every other unknown id is "deleted")
+
+# Group keys (group analytics): data_group_id -> (the group key's property, groups under it; n_groups for the first).
+GROUP_KEYS = {1: ("company_id", 350), 2: ("team_id", 40)}
+_INDUSTRIES = ("SaaS", "Retail", "Banque & Finance", "Gesundheitswesen", "製造業", None)
+_COMPANY_WORDS = ("acme", "société", "東京商事", "umbrella", "initech", "ÆON")
+
 
 def _type_name(value) -> str:
     if isinstance(value, bool):
@@ -211,6 +228,32 @@ def _type_name(value) -> str:
     if isinstance(value, str):
         return "datetime" if _DATETIME_RE.match(value) else "string"
     return "null"
+
+
+def _property_summary(profiles: list) -> dict:
+    """What engage/properties answers for these profiles: each property's count and type ("unknown" when it varies)."""
+    seen: dict[str, set] = {}
+    counts: dict[str, int] = {}
+    for profile in profiles:
+        for name, value in profile["$properties"].items():
+            counts[name] = counts.get(name, 0) + 1
+            kind = _type_name(value)
+            if kind != "null":
+                seen.setdefault(name, set()).add(kind)
+    out = {}
+    for name in sorted(counts):
+        kinds = seen.get(name, set())
+        out[name] = {"count": counts[name], "type": kinds.pop() if len(kinds) == 1 else "unknown"}
+    return out
+
+
+def _leaf_sum(tree: dict, key: str):
+    """The sum of every number under `key` in a series subtree, its `$overall` totals left out."""
+    total = 0
+    for name, child in tree.items():
+        if name != "$overall":
+            total += child.get(key, 0) if not isinstance(next(iter(child.values()), None), dict) else _leaf_sum(child, key)
+    return round(total, 2) if isinstance(total, float) else total
 
 
 class MixpanelSimulator:
@@ -236,6 +279,7 @@ class MixpanelSimulator:
         "cache_bodies": bool,
         "n_funnels": int,
         "n_cohorts": int,
+        "n_groups": int,
         "rate_limits": bool,
         "rate_window_seconds": (int, float),
         "query_per_window": int,
@@ -275,6 +319,7 @@ class MixpanelSimulator:
         cache_bodies: bool = False,
         n_funnels: int = len(FUNNELS),
         n_cohorts: int = len(COHORTS),
+        n_groups: int = GROUP_KEYS[1][1],
         rate_limits: bool = False,
         rate_window_seconds: float = 3600,
         query_per_window: int = 60,
@@ -311,6 +356,7 @@ class MixpanelSimulator:
         self.cache_bodies = cache_bodies
         self.n_funnels = n_funnels
         self.n_cohorts = n_cohorts
+        self.n_groups = n_groups
         # Mixpanel's budgets (off unless rate_limits): see the module docstring.
         self.rate_limits = rate_limits
         self.rate_window_seconds = rate_window_seconds
@@ -843,19 +889,7 @@ class MixpanelSimulator:
         return {name: info["type"] for name, info in self._engage_properties().items()}
 
     def _engage_properties(self) -> dict:
-        seen: dict[str, set] = {}
-        counts: dict[str, int] = {}
-        for profile in self.profiles():
-            for name, value in profile["$properties"].items():
-                counts[name] = counts.get(name, 0) + 1
-                kind = _type_name(value)
-                if kind != "null":
-                    seen.setdefault(name, set()).add(kind)
-        out = {}
-        for name in sorted(counts):
-            kinds = seen.get(name, set())
-            out[name] = {"count": counts[name], "type": kinds.pop() if len(kinds) == 1 else "unknown"}
-        return out
+        return _property_summary(self.profiles())
 
     def _cohort_table(self) -> tuple:
         """COHORTS, then small generated cohorts up to n_cohorts."""
@@ -946,6 +980,88 @@ class MixpanelSimulator:
                         "user": {"id": user[0], "first_name": user[1], "last_name": user[2]}, "tags": tags})
         return out
 
+    # ---------------------------------------------------------------- saved Insights reports
+    def insights_report(self, bookmark_id) -> tuple[dict, list[dict]]:
+        """A saved report's answer and the numbers in it (its `$overall` totals left out): (body, numbers), each
+        number {"metric", "breakdown" (header -> value), "date", "value"}. KeyError for a report that is not one."""
+        headers, metrics, levels, unit = INSIGHTS_REPORTS[int(bookmark_id)]
+        zone = self._clock()
+        days = [self._first_day() + dt.timedelta(days=i) for i in range(INSIGHTS_DAYS)]
+        keys = ["all"] if unit == "all" else [dt.datetime.combine(day, dt.time(), zone).isoformat() for day in days]
+        numbers: list[dict] = []
+
+        def level(metric: str, path: list, rng: random.Random):
+            depth = len(path)
+            if depth == len(levels):
+                leaf = {key: (round(rng.uniform(0.5, 900), 2) if unit == "all" else rng.randrange(0, 5000)) for key in keys}
+                numbers.extend({"metric": metric, "breakdown": dict(zip(headers[1:], path)), "date": key, "value": value}
+                               for key, value in leaf.items())
+                return leaf
+            # Not every combination occurs (a ragged tree); the first value of each level always does.
+            children = {value: level(metric, path + [value], rng) for n, value in enumerate(levels[depth])
+                        if n == 0 or rng.random() < 0.8}
+            return {"$overall": {key: _leaf_sum(children, key) for key in keys}, **children}
+
+        series = {metric: level(metric, [], random.Random(f"{self.seed}:insights:{bookmark_id}:{metric}")) for metric in metrics}
+        last = dt.datetime.combine(days[-1], dt.time(23, 59, 59, 999000), zone).isoformat()
+        with self._lock:  # computed once, then served from cache as Mixpanel does until the report changes
+            computed_at = self._memo.setdefault(("insights computed_at", int(bookmark_id)), dt.datetime.now(dt.timezone.utc).isoformat())
+        body = {"computed_at": computed_at,
+                "date_range": {"from_date": dt.datetime.combine(days[0], dt.time(), zone).isoformat(), "to_date": last},
+                "headers": list(headers), "series": series}
+        return body, numbers
+
+    # ---------------------------------------------------------------- group profiles
+    def _group_table(self) -> dict:
+        return {gid: (key, self.n_groups if gid == 1 else count) for gid, (key, count) in GROUP_KEYS.items()}
+
+    def _make_group(self, data_group_id: int, i: int) -> dict:
+        rng = random.Random(f"{self.seed}:group:{data_group_id}:{i}")
+        if data_group_id == 1:
+            word = _COMPANY_WORDS[i % len(_COMPANY_WORDS)]
+            group_id, name = f"{word}-{i:04d}", f"{word.capitalize()} {rng.choice(('GmbH', 'S.A.', 'Inc.', '株式会社'))} {i}"
+        else:
+            group_id, name = f"team {i}", f"Team {rng.choice(('Zürich', 'Kraków', 'Osaka'))} #{i}"
+        props: dict = {
+            "$name": name,
+            "industry": rng.choice(_INDUSTRIES),
+            "arr": round(rng.uniform(0, 250000), 2),
+            "seats": rng.randrange(1, 500),
+            "is_customer": rng.random() < 0.6,
+            "$created": _fmt_dt(dt.datetime(2023, 1, 1) + dt.timedelta(days=rng.randrange(700), seconds=rng.randrange(86400))),
+            "tags": rng.sample(_TAGS, rng.randrange(0, 3)),
+            "hq": {"city": rng.choice(_PROFILE_CITIES), "remote": rng.random() < 0.3},
+            "年商": rng.randrange(10**6, 10**9),
+        }
+        if i % 3 == 0:
+            props["Name"] = name.upper()  # meets `$name` once the "$" is dropped
+        if i % 5 == 0:
+            props["churn_risk"] = None
+        return {"$distinct_id": group_id, "$properties": props}
+
+    def group_profiles(self, data_group_id) -> list[dict]:
+        """The group profiles of a group key, sorted by id (the order engage pages them in); [] for an unknown key."""
+        try:
+            data_group_id = int(data_group_id)
+        except (TypeError, ValueError):
+            return []
+        table = self._group_table()
+        if data_group_id not in table:
+            return []
+        key = ("groups", self.seed, data_group_id, table[data_group_id][1])
+        with self._lock:
+            cached = self._memo.get(key)
+        if cached is None:
+            cached = sorted((self._make_group(data_group_id, i) for i in range(table[data_group_id][1])),
+                            key=lambda g: g["$distinct_id"])
+            with self._lock:
+                self._memo[key] = cached
+        return cached
+
+    def group_property_types(self, data_group_id) -> dict[str, str]:
+        """Group property name -> Mixpanel type, as engage/properties reports it for that group key."""
+        return {name: info["type"] for name, info in _property_summary(self.group_profiles(data_group_id)).items()}
+
     # ---------------------------------------------------------------- engage sessions
     def _new_session(self, matching: list) -> str:
         with self._lock:
@@ -987,6 +1103,7 @@ _QUERY_ROUTES = {
     "cohorts/list": ("cohorts", "cohorts", ("GET", "POST")),
     "funnels/list": ("funnels_list", "funnels", ("GET", "POST")),
     "funnels": ("funnels", "funnels", ("GET", "POST")),
+    "insights": ("insights", "insights", ("GET",)),
     "annotations": ("legacy_annotations", "annotations", ("GET",)),
 }
 _APP_ANNOTATIONS_RE = re.compile(r"^/api/app/projects/([^/]+)/annotations$")
@@ -1302,6 +1419,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_json(200, {"status": "ok"}, None)
         elif path == "/_sim/rate-report" and method == "GET":
             self.send_json(200, sim.rate_report(), None)
+        elif path == "/_sim/truth/insights" and method == "GET":
+            try:
+                body, numbers = sim.insights_report(dict(parse_qsl(query)).get("bookmark_id"))
+            except (KeyError, TypeError, ValueError):
+                raise _ApiError(404, f"simulator: no saved Insights report {query}")
+            self.send_json(200, {"body": body, "numbers": numbers}, None)
+        elif path == "/_sim/truth/groups" and method == "GET":
+            self.send_json(200, sim.group_profiles(dict(parse_qsl(query)).get("data_group_id")), None)
         elif path == "/_sim/truth/export" and method == "GET":
             params = dict(parse_qsl(query))
             from_day, to_day = _parse_day(params.get("from_date")), _parse_day(params.get("to_date"))
@@ -1490,6 +1615,8 @@ class _Handler(BaseHTTPRequestHandler):
             if not isinstance(cohort, dict) or "id" not in cohort:
                 raise _ApiError(400, 'simulator: filter_by_cohort must be {"id": N}')
             profiles = sim.cohort_members(cohort["id"])
+        elif params.get("data_group_id") not in (None, ""):
+            profiles = sim.group_profiles(params["data_group_id"])
         else:
             profiles = sim.profiles()
         where = params.get("where")
@@ -1503,7 +1630,23 @@ class _Handler(BaseHTTPRequestHandler):
                 and "$last_seen" in p["$properties"]]
 
     def _ep_engage_properties(self, params: dict, entry: dict) -> None:
-        self.send_json(200, {"results": self.server.sim._engage_properties(), "status": "ok"}, entry)
+        sim = self.server.sim
+        group = params.get("data_group_id")
+        summary = _property_summary(sim.group_profiles(group)) if group not in (None, "") else sim._engage_properties()
+        self.send_json(200, {"results": summary, "status": "ok"}, entry)
+
+    # ---------------------------------------------------------------- saved Insights reports
+    def _ep_insights(self, params: dict, entry: dict) -> None:
+        raw = params.get("bookmark_id")
+        try:
+            bookmark_id = int(raw)
+        except (TypeError, ValueError):
+            raise _ApiError(400, f"simulator: bookmark_id must be an integer, got {raw!r}")
+        if bookmark_id == FUNNELS_BOOKMARK:
+            raise _ApiError(400, f"Report {bookmark_id} is a funnels report: this endpoint only queries Insights reports")
+        if bookmark_id not in INSIGHTS_REPORTS:
+            raise _ApiError(404, f"Report {bookmark_id} not found")
+        self.send_json(200, self.server.sim.insights_report(bookmark_id)[0], entry)
 
     # ---------------------------------------------------------------- events metadata
     def _ep_event_properties(self, params: dict, entry: dict) -> None:
@@ -1616,6 +1759,7 @@ SWITCHES = {
     "cache_bodies": "cache generated export bodies (faster benchmarks)",
     "n_funnels": "saved funnels",
     "n_cohorts": "saved cohorts",
+    "n_groups": "group profiles under the first group key (data_group_id 1, company_id); team_id (2) has 40",
     "rate_limits": "enforce Mixpanel's per-project budgets (429 with Mixpanel's body over them)",
     "rate_window_seconds": "the length of Mixpanel's hour",
     "query_per_window": "query requests a window",
@@ -1639,6 +1783,8 @@ CONTROL_PATHS = {
     "GET /_sim/requests": "every request received, with its status and attempt",
     "POST /_sim/reset-log": "forget the requests received",
     "GET /_sim/truth/export?from_date=&to_date=": "the events the export holds for those days",
+    "GET /_sim/truth/insights?bookmark_id=": "a saved Insights report's answer and its numbers ($overall totals left out)",
+    "GET /_sim/truth/groups?data_group_id=": "the group profiles of a group key",
 }
 
 

@@ -154,11 +154,17 @@ def test_bad_config_is_one_config_error_everywhere(tmp_path, sim, change, messag
     assert sim.requests == []  # validation happens before any request
 
 
-def test_discover_works_on_a_plan_that_refuses_property_discovery(tmp_path, sim):
+@pytest.mark.parametrize("optional", [{}, {"insights_reports": [61001], "group_keys": [1, 2]}])
+def test_discover_works_on_a_plan_that_refuses_property_discovery(tmp_path, sim, optional):
     with switched(sim, plan_refuses={"all_query"}):
-        run = run_connector(tmp_path, "discover", service_account_config(sim))
+        run = run_connector(tmp_path, "discover", service_account_config(sim, **optional))
     (catalog,) = run.of_type("CATALOG")
     schemas = {s["name"]: s["json_schema"] for s in catalog["catalog"]["streams"]}
-    assert sorted(schemas) == ["annotations", "cohort_members", "cohorts", "engage", "export", "funnels", "revenue"]
+    # insights and groups are offered only when the config names the reports and group keys they read
+    assert sorted(schemas) == sorted(["annotations", "cohort_members", "cohorts", "engage", "export", "funnels", "revenue"]
+                                     + (["groups", "insights"] if optional else []))
     assert set(schemas["export"]["properties"]) == {"event", "dedup_key", "time", "distinct_id", "insert_id", "mp_processing_time_ms", "other_properties"}
     assert set(schemas["engage"]["properties"]) == {"distinct_id", "last_seen", "other_properties"}
+    if optional:
+        assert set(schemas["groups"]["properties"]) == {"data_group_id", "group_id", "other_properties"}
+        assert len(sim.requests_to("/api/query/engage/properties")) == 3  # profiles once, then once per group key

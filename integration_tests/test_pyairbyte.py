@@ -3,6 +3,7 @@
 PyAirbyte runs the real `source-mixpanel` command of this environment, offline and without telemetry.
 """
 
+import json
 import os
 from collections import Counter
 
@@ -17,6 +18,7 @@ from sqlalchemy import text  # noqa: E402
 from integration_tests.conftest import CONNECTOR, service_account_config  # noqa: E402
 
 FIRST, LAST = "2025-04-01", "2025-04-03"
+REPORTS, GROUP_KEYS = [61001, 61002, 61004], [1, 2]  # the optional streams too: saved Insights reports, group profiles
 
 
 def table(cache, stream):
@@ -33,7 +35,7 @@ def table(cache, stream):
 @pytest.fixture(scope="module")
 def loaded(sim, tmp_path_factory):
     """Two reads into one DuckDB cache: the first from start_date, the second incremental from the first's state."""
-    config = service_account_config(sim, start_date=FIRST, end_date=LAST)
+    config = service_account_config(sim, start_date=FIRST, end_date=LAST, insights_reports=REPORTS, group_keys=GROUP_KEYS)
     source = airbyte.get_source("source-mixpanel", config=config, local_executable=CONNECTOR, streams="*")
     cache = airbyte.new_local_cache(cache_name="mixpanel", cache_dir=str(tmp_path_factory.mktemp("duckdb")))
     first = {name: len(dataset) for name, dataset in source.read(cache=cache).streams.items()}
@@ -51,6 +53,8 @@ def test_every_stream_loads_with_every_record(sim, loaded):
         "export": len(events), "engage": len(sim.profiles()), "cohorts": len(sim.cohorts()),
         "cohort_members": sum(len(sim.cohort_members(c["id"])) for c in sim.cohorts()),
         "funnels": len(sim.funnels()) * 3, "revenue": 3, "annotations": len(sim.annotations()),
+        "insights": sum(len(sim.insights_report(report)[1]) for report in REPORTS),
+        "groups": sum(len(sim.group_profiles(key)) for key in GROUP_KEYS),
     }
     # Non-ASCII property names got columns PyAirbyte can name, and each value stayed with its property.
     by_id = {e["properties"]["$insert_id"]: e["properties"] for e in events}
@@ -59,6 +63,10 @@ def test_every_stream_loads_with_every_record(sim, loaded):
     assert all(row["ki"] == by_id[row["insert_id"]].get("키") for row in tables["export"])
     rare = [row for row in tables["export"] if row["other_properties"] and "$rare_prop" in row["other_properties"]]
     assert len(rare) == sum("$rare_prop" in e for e in by_id.values()) > 0  # undiscovered, and not lost
+    # Every number of the saved reports, unicode breakdowns included, in the row its primary key names.
+    numbers = {(row["bookmark_id"], row["metric"], row["breakdown_key"], row["date"]): float(row["value"]) for row in tables["insights"]}
+    assert numbers == {(report, n["metric"], json.dumps(list(n["breakdown"].values()), ensure_ascii=False, separators=(",", ":")),
+                        n["date"]): float(n["value"]) for report in REPORTS for n in sim.insights_report(report)[1]}
 
 
 def test_columns_have_their_types(loaded):
@@ -69,6 +77,10 @@ def test_columns_have_their_types(loaded):
         "funnels": {"funnel_id": "BIGINT", "date": "DATE", "steps": "JSON"},
         "revenue": {"date": "DATE", "count": "BIGINT"},
         "cohorts": {"id": "BIGINT", "count": "BIGINT"},
+        "insights": {"bookmark_id": "BIGINT", "breakdown": "JSON", "breakdown_key": "VARCHAR", "date": "VARCHAR",
+                     "value": "DECIMAL(38,9)", "computed_at": "TIMESTAMP"},
+        "groups": {"data_group_id": "BIGINT", "group_id": "VARCHAR", "name": "VARCHAR", "_name": "VARCHAR", "nianshang": "DECIMAL(38,9)",
+                   "created": "TIMESTAMP", "hq": "JSON"},
     }
     for stream, columns in expected.items():
         _, types = table(cache, stream)

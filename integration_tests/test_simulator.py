@@ -394,3 +394,39 @@ def test_every_switch_is_documented_and_settable_from_the_command_line():
         simulator._switch("no_such_switch=1")
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert all(f"| `{name}` |" in readme for name in simulator.SWITCHES)  # the README's switch table
+
+
+# ------------------------------------------------------------------ saved Insights reports, group profiles
+def test_insights_reports_nest_as_their_headers_say_with_overall_totals(sim):
+    def ask(bookmark_id):
+        return requests.get(f"{sim.url}/api/query/insights", params={**PID, "bookmark_id": bookmark_id}, auth=SA, timeout=5)
+
+    body = ask(61002).json()
+    assert body["headers"] == ["$event", "$browser", "$city", "plan"] and set(body["series"]) == {"Purchase", "Page View"}
+    purchases = body["series"]["Purchase"]
+    for date, total in purchases["$overall"].items():  # the total over every browser, city and plan of that date
+        assert total == sum(value for path, value in _numbers(purchases) if path[-1] == date)
+    assert len(sim.insights_report(61002)[1]) == len(list(_numbers(body["series"])))
+    assert ask(61003).json()["series"] == {}
+    assert (ask(61098).status_code, ask(61099).status_code, ask("x").status_code) == (400, 404, 400)
+    assert ask(61098).json()["error"].startswith("Report 61098 is a funnels report")
+
+
+def _numbers(tree, path=()):
+    """(keys, number) for every number of a series, its $overall totals aside."""
+    for key, child in tree.items():
+        if key != "$overall":
+            yield from (_numbers(child, path + (key,)) if isinstance(child, dict) else [(path + (key,), child)])
+
+
+def test_group_profiles_page_like_engage_and_have_their_own_properties(sim):
+    url = f"{sim.url}/api/query/engage"
+    first = requests.post(url, params=PID, data={"data_group_id": 2, "page_size": 25}, auth=SA, timeout=5).json()
+    second = requests.post(url, params=PID, data={"data_group_id": 2, "page": 1, "session_id": first["session_id"],
+                                                  "page_size": 25}, auth=SA, timeout=5).json()
+    ids = [g["$distinct_id"] for g in first["results"] + second["results"]]
+    assert first["total"] == 40 and len(second["results"]) == 15 and ids == [g["$distinct_id"] for g in sim.group_profiles(2)]
+    properties = requests.get(f"{url}/properties", params={**PID, "data_group_id": 1}, auth=SA, timeout=5).json()["results"]
+    assert properties["年商"]["type"] == "number" and "$email" not in properties
+    unknown = requests.post(url, params=PID, data={"data_group_id": 99}, auth=SA, timeout=5).json()
+    assert unknown["results"] == [] and unknown["total"] == 0

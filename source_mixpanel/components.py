@@ -27,6 +27,7 @@ from airbyte_cdk.sources.declarative.schema.schema_loader import SchemaLoader
 from airbyte_cdk.sources.declarative.transformations.transformation import RecordTransformation
 from airbyte_cdk.sources.streams.http.error_handlers import ErrorHandler
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
+from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
@@ -281,6 +282,8 @@ class AnswerCheck(ErrorHandler):
       engage continuation page it means the session expired: the query restarts from page 0, once.
     - A 200 whose JSON is an error object (`{"error": ...}`, `"status": "error"`) or that is not JSON is a
       failed request, retried like a 5xx. Streamed export bodies are left to ExportBodyCheck.
+    - A refusal of a saved Insights report (400, and the 404 of a deleted one where `refused_codes` lists it) or of
+      a group key names that report or group key.
 
     Python because a declared filter's message cannot show a text body or the request's window, cannot tell a
     continuation page or a 200 from other answers, and the chain keeps the last FAIL, not the first.
@@ -289,6 +292,8 @@ class AnswerCheck(ErrorHandler):
     config: Mapping[str, Any]
     parameters: InitVar[Mapping[str, Any]]
     auth_failure_message: str = ""
+    # The statuses read as Mixpanel refusing the request itself (the insights stream adds a deleted report's 404).
+    refused_codes: List[int] = field(default_factory=lambda: [400])
     # The chain's first handler (budget_retries in manifest.yaml) sets both for the whole chain.
     max_retries: Optional[int] = None
     max_time: Optional[int] = None
@@ -297,7 +302,7 @@ class AnswerCheck(ErrorHandler):
         response = response_or_exception
         if not isinstance(response, requests.Response):
             return None
-        if response.status_code == 400:
+        if response.status_code in self.refused_codes:
             return self._refused(response)
         if response.status_code == 200 and response._content_consumed and not _is_data(response):
             message = f"Mixpanel answered {urlsplit(response.url or '').path} with {_answer_text(response)} in place of data."
@@ -308,7 +313,8 @@ class AnswerCheck(ErrorHandler):
         text = _answer_text(response)
         asked = _request_parameters(response.request)
         path = urlsplit(response.url or "").path
-        answered = f"{response.request.method if response.request else 'GET'} {response.url} answered 400: {text}"
+        status = response.status_code
+        answered = f"{response.request.method if response.request else 'GET'} {response.url} answered {status}: {text}"
         if "Unable to authenticate request" in text:
             raise _config_error(self.auth_failure_message, answered)
         if "to_date cannot be later than today" in text:
@@ -325,8 +331,16 @@ class AnswerCheck(ErrorHandler):
                 return ErrorResolution(ResponseAction.RESET_PAGINATION, FailureType.transient_error, text)
             message = f"Mixpanel's engage session expired again after the query restarted from page 0 ({text}): run the sync again."
             raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.transient_error)
+        if asked.get("bookmark_id"):
+            raise _config_error(f"Mixpanel refused Insights report {asked['bookmark_id']} ({status}: {text}): check that "
+                                f"insights_reports lists saved Insights reports these credentials can read, by the "
+                                f"number after report- in each report's URL.", answered)
+        if asked.get("data_group_id"):
+            raise _config_error(f"Mixpanel refused the group profiles of group key {asked['data_group_id']} ({status}: "
+                                f"{text}): check that group_keys lists the project's group keys by their data_group_id.",
+                                answered)
         window = f" for {asked['from_date']}..{asked['to_date']}" if asked.get("from_date") else ""
-        raise _config_error(f"Mixpanel refused {path}{window} (400: {text}): check start_date, end_date and the "
+        raise _config_error(f"Mixpanel refused {path}{window} ({status}: {text}): check start_date, end_date and the "
                             f"export filters in the config.", answered)
 
 
@@ -379,19 +393,34 @@ _discovery_lock = threading.Lock()
 
 
 def discover(kind: str, requester: HttpRequester, config: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The answer of a property discovery endpoint, asked once per run (the schema and the records share it)."""
+    """The answer of a property discovery endpoint, asked once per run (the schema and the records share it). Group
+    properties are asked once per group key and answered together, so that the groups stream has one rename map."""
     key = (kind, json.dumps(config, sort_keys=True, default=str))
     with _discovery_lock:
         if key not in _discovery_cache:
-            _discovery_cache[key] = _discovery_answer(kind, requester)
+            if kind == "group":
+                _discovery_cache[key] = _together([_discovery_answer(kind, requester, {"data_group_id": group_key})
+                                                   for group_key in config.get("group_keys") or []])
+            else:
+                _discovery_cache[key] = _discovery_answer(kind, requester)
         return _discovery_cache[key]
 
 
-def _discovery_answer(kind: str, requester: HttpRequester) -> Mapping[str, Any]:
+def _together(answers: List[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """Profile property answers as one: every name, with its type where all answers that list it agree."""
+    results: Dict[str, Any] = {}
+    for answer in answers:
+        for name, info in (answer.get("results") or {}).items():
+            kind = (info or {}).get("type")
+            results[name] = {"type": kind if results.get(name, {"type": kind})["type"] == kind else "unknown"}
+    return {"results": results} if any(answers) else {}
+
+
+def _discovery_answer(kind: str, requester: HttpRequester, partition: Optional[Mapping[str, Any]] = None) -> Mapping[str, Any]:
     """Discovery that fails, or answers anything but its JSON object, leaves the known fields only, with one WARN:
     records still carry every property, and the streams that do not need discovery never notice."""
     try:
-        response = requester.send_request()
+        response = requester.send_request(stream_slice=StreamSlice(partition=partition, cursor_slice={}) if partition else None)
     except BudgetSpent:  # Mixpanel refuses every query now: the sync stops, it does not go on half-described
         raise
     except AirbyteTracedException as error:
@@ -409,8 +438,9 @@ def _discovery_answer(kind: str, requester: HttpRequester) -> Mapping[str, Any]:
             return answer
         problem = "its answer is not the JSON object it should be"
     path = urlsplit(requester.get_url(stream_state=None, stream_slice=None, next_page_token=None)).path
-    logger.warning(f"Property discovery for {kind}s ({path}) failed: {problem}. The {kind} schema holds only the fields "
-                   f"the stream promises; records keep every property.")
+    of = "".join(f" {name} {value}" for name, value in (partition or {}).items())
+    logger.warning(f"Property discovery for {kind}s ({path}{of}) failed: {problem}. The {kind} schema holds only the "
+                   f"fields the stream promises; records keep every property.")
     return {}
 
 
@@ -419,6 +449,7 @@ DISCOVERY_ANSWERS = {
     "event": lambda answer: isinstance(answer, dict) and all(isinstance(info, dict) for info in answer.values()),
     "profile": lambda answer: isinstance(answer, dict) and isinstance(answer.get("results"), dict),
 }
+DISCOVERY_ANSWERS["group"] = DISCOVERY_ANSWERS["profile"]  # engage/properties for one group key
 
 
 # How each stream family reads its discovery answer: the names, and Mixpanel's type of each when it says.
@@ -428,9 +459,12 @@ PROPERTY_DISCOVERY = {
     # engage/properties: {"results": {"$browser": {"count": 124, "type": "string"}, ...}}.
     "profile": lambda answer: {name: (info or {}).get("type") for name, info in (answer.get("results") or {}).items()},
 }
+PROPERTY_DISCOVERY["group"] = PROPERTY_DISCOVERY["profile"]
 # Columns whatever discovery says: the fields a stream promises, the cursors among them.
-FIRST_PROPERTIES = {"event": ("time", "distinct_id", "$insert_id", "mp_processing_time_ms"), "profile": ("$last_seen",)}
-RESERVED_COLUMNS = {"event": ("event", DEDUP_KEY), "profile": ("distinct_id", "cohort_id")}
+FIRST_PROPERTIES = {"event": ("time", "distinct_id", "$insert_id", "mp_processing_time_ms"), "profile": ("$last_seen",),
+                    "group": ()}
+RESERVED_COLUMNS = {"event": ("event", DEDUP_KEY), "profile": ("distinct_id", "cohort_id"),
+                    "group": ("group_id", "data_group_id")}
 
 # Mixpanel's profile property types as JSON schema; "unknown" (and anything new) gets no type restriction.
 MIXPANEL_TYPES: Dict[str, dict] = {
@@ -448,7 +482,7 @@ _names_cache: Dict[Tuple[str, str], PropertyNames] = {}
 
 
 def property_names(kind: str, requester: HttpRequester, config: Mapping[str, Any]) -> PropertyNames:
-    """The one rename map of a run for events or for profiles (engage and cohort_members share it)."""
+    """The one rename map of a run for events, for profiles (engage and cohort_members share it) or for groups."""
     key = (kind, json.dumps(config, sort_keys=True, default=str))
     answer = discover(kind, requester, config)
     with _discovery_lock:
@@ -624,6 +658,83 @@ class DateKeyedExtractor(RecordExtractor):
                     yield {"date": day, **(values or {})}
 
 
+OVERALL = "$overall"  # Mixpanel's total over the keys beside it
+
+
+@dataclass
+class InsightsNumbers(RecordExtractor):
+    """One record per number of a saved Insights report. `series` nests metric -> one level per breakdown -> date
+    (or `all`) -> number, as deep as the report's breakdowns go; `headers` names the levels (the first is the
+    metric's). Each number becomes {bookmark_id, metric, breakdown: {header: value}, breakdown_key, date, value,
+    computed_at}. Every `$overall` key is a total over the keys beside it, not a number of its own, and is left
+    out (README, insights); the report's INFO line counts them.
+
+    Python because the manifest's extractors cannot walk a nesting of any depth or name its levels from the
+    answer's own headers.
+    """
+
+    config: Mapping[str, Any]
+    parameters: InitVar[Mapping[str, Any]]
+    decoder: Decoder = field(default_factory=lambda: JsonDecoder(parameters={}))
+
+    def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[str, Any]]:
+        report = _request_parameters(response.request).get("bookmark_id", "?")
+        for body in self.decoder.decode(response):
+            series = body.get("series") if isinstance(body, dict) else None
+            if not isinstance(series, dict):
+                message = (f"Mixpanel answered Insights report {report} with {_answer_text(response)}, which holds no "
+                           f"series of numbers: the connector cannot read it.")
+                raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
+            headers = body.get("headers") if isinstance(body.get("headers"), list) else []
+            names = _level_names(headers)
+            numbers, totals, depths = 0, [0], set()
+            for path, value in _numbers(series, (), totals):
+                if len(path) < 2:
+                    message = f"Insights report {report} holds a number under {path[0]!r} with no date: the connector cannot name it."
+                    raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
+                depths.add(len(path))
+                levels = path[1:-1]
+                numbers += 1
+                yield {
+                    "bookmark_id": int(report) if str(report).isdigit() else report,
+                    "metric": path[0],
+                    "breakdown": {_level_name(names, n): level for n, level in enumerate(levels)},
+                    "breakdown_key": json.dumps(levels, ensure_ascii=False, separators=(",", ":")),
+                    "date": path[-1],
+                    "value": value,
+                    "computed_at": body.get("computed_at"),
+                }
+            if depths - {len(headers) + 1}:
+                logger.warning(f"Insights report {report} nests its numbers {sorted(depths)} levels deep where its headers "
+                               f"{headers} name {len(headers) + 1}: breakdown levels without a header are named level_N.")
+            logger.info(f"Insights report {report}: {numbers:,} numbers"
+                        f"{f'; {totals[0]:,} $overall totals left out' if totals[0] else ''}.")
+
+
+def _numbers(node: Mapping[str, Any], path: tuple, totals: List[int]) -> Iterator[Tuple[tuple, Any]]:
+    """(the keys down to a number, the number) for every number under node; `$overall` keys counted in totals."""
+    for key, child in node.items():
+        if key == OVERALL:
+            totals[0] += 1
+        elif isinstance(child, Mapping):
+            yield from _numbers(child, path + (key,), totals)
+        else:
+            yield path + (key,), child
+
+
+def _level_names(headers: List[Any]) -> List[str]:
+    """The breakdown levels' names (headers after the metric's), a name that comes twice told apart by its place."""
+    names: List[str] = []
+    for place, header in enumerate(headers[1:], start=1):
+        name = str(header)
+        names.append(name if name not in names else f"{name} (level {place})")
+    return names
+
+
+def _level_name(names: List[str], level: int) -> str:
+    return names[level] if level < len(names) else f"level_{level + 1}"
+
+
 @dataclass
 class FunnelStatePartitions(StateMigration):
     """Keys a 4.x funnels state the way the CDK keys funnel partitions, so each funnel resumes where it was.
@@ -654,7 +765,8 @@ class FunnelStatePartitions(StateMigration):
 
 @dataclass
 class ProfileShape(RecordTransformation):
-    """Flattens an engage profile to one record: `$properties` to the top level through the rename map.
+    """Flattens an engage profile, a user's or a group's (`kind` group), to one record: its id under `id_column`,
+    and `$properties` to the top level through the rename map of its kind.
 
     Python because the manifest's flattening cannot keep names that collide apart (see PropertyNames).
     """
@@ -662,12 +774,17 @@ class ProfileShape(RecordTransformation):
     config: Mapping[str, Any]
     properties_requester: HttpRequester
     parameters: InitVar[Mapping[str, Any]]
+    kind: str = "profile"
+    id_column: str = "distinct_id"
     _names: Optional[PropertyNames] = field(init=False, default=None)
 
     def transform(self, record: Dict[str, Any], config: Optional[Mapping[str, Any]] = None,
                   stream_state: Optional[Mapping[str, Any]] = None, stream_slice: Optional[Any] = None) -> None:
         if self._names is None:
-            self._names = property_names("profile", self.properties_requester, self.config)
+            self._names = property_names(self.kind, self.properties_requester, self.config)
         properties = record.pop("$properties", None) or {}
-        record["distinct_id"] = record.pop("$distinct_id", None)
+        identifier = record.pop("$distinct_id", None)
+        # Group profiles come keyed by $distinct_id (the group's id); an answer keyed $group_id is read the same way.
+        group_id = record.pop("$group_id", None) if self.kind == "group" else None
+        record[self.id_column] = identifier if identifier is not None else group_id
         self._names.shape(properties, record)

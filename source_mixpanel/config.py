@@ -6,6 +6,7 @@ runs in the entry point before the source is built; the numbers' bounds are the 
 """
 
 import datetime
+import json
 import re
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
@@ -81,6 +82,34 @@ def _whole_number(config: Mapping[str, Any], name: str, unit: str) -> None:
     wanted = f"from {minimum} to {maximum}" if maximum is not None else f"{minimum} or more"
     shown = f'"{value}"' if isinstance(value, str) else value
     raise InvalidConfig(f"{name} {shown} is not a valid number of {unit}: use a whole number {wanted}.")
+
+
+# Lists of Mixpanel IDs: what one is called, and where a user finds it.
+ID_LISTS = {
+    "insights_reports": ("report ID", "the number after report- in a saved Insights report's URL"),
+    "group_keys": ("group key ID", "Mixpanel's data_group_id of a group key"),
+}
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _shown(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else json.dumps(value)
+
+
+def _id_list(config: Mapping[str, Any], name: str, what: str, where: str) -> None:
+    value = config.get(name)
+    if value is None:
+        return
+    if not isinstance(value, list):
+        raise InvalidConfig(f"{name} must be a list of {what}s ({where}), e.g. [12345].")
+    for place, item in enumerate(value):
+        if not _is_id(item):
+            raise InvalidConfig(f"{name} holds {_shown(item)}, which is not a {what}: list whole numbers from 1 ({where}).")
+        if item in value[:place]:
+            raise InvalidConfig(f"{name} lists {item} twice: list each {what} once.")
 
 
 def _credentials(config: Mapping[str, Any]) -> None:
@@ -173,6 +202,13 @@ def validate_config(config: Mapping[str, Any]) -> None:
     where = config.get("export_where")
     if where is not None and not isinstance(where, str):
         raise InvalidConfig('export_where must be a Mixpanel expression in a string, e.g. properties["$browser"] == "Chrome".')
+
+    for name, (what, where) in ID_LISTS.items():
+        _id_list(config, name, what, where)
+    workspace = config.get("insights_workspace_id")
+    if workspace is not None and not _is_id(workspace):
+        raise InvalidConfig(f"insights_workspace_id {_shown(workspace)} is not a workspace ID: use the whole number after "
+                            f"/view/ in the reports' URL, or leave it empty.")
 
     _base_url(config, "base_url", "https://eu.mixpanel.com")
     _base_url(config, "export_base_url", "https://data-eu.mixpanel.com")

@@ -11,10 +11,10 @@ from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStrea
 
 from source_mixpanel.budget import Family, RequestBudget, duration
 
-# The family each stream's requests go to (the query family otherwise); engage and cohort members page, so their
-# counts are lower bounds.
+# The family each stream's requests go to (the query family otherwise); engage, cohort members and groups page, so
+# their counts are lower bounds. Insights is one request per saved report.
 STREAM_FAMILIES = {"export": "export"}
-PAGED_STREAMS = ("engage", "cohort_members")
+PAGED_STREAMS = ("engage", "cohort_members", "groups")
 # Asked once per run by the streams that shape their records with it.
 DISCOVERY = {"event property discovery": ("export",), "profile property discovery": ("engage", "cohort_members")}
 
@@ -45,6 +45,8 @@ def requests_per_stream(slices: Mapping[str, Optional[List[Mapping[str, Any]]]],
     for purpose, readers in DISCOVERY.items():
         if any(reader in slices for reader in readers):
             counts[purpose] = (1, False)
+    if "groups" in slices:  # one property lookup per group key, a partition each
+        counts["group property discovery"] = (None, True) if slices["groups"] is None else (len(slices["groups"]), False)
     return counts
 
 

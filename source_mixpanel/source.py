@@ -33,6 +33,8 @@ from source_mixpanel.budget import RequestBudget
 from source_mixpanel.plan import log_plan
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+# Streams the manifest offers only when the config names what they read (its ConditionalStreams), and that field.
+OPTIONAL_STREAMS = {"insights": "insights_reports", "groups": "group_keys"}
 logger = logging.getLogger("airbyte")
 RECORDS_IN_FLIGHT = 1000
 _CDK_RETRY_LINE = re.compile(r"UserDefinedBackoffException: Rate limit exceeded \(HTTP (\d+)\)\. Retrying in (\S+) seconds\.")
@@ -224,8 +226,14 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
         streams = self.streams(config=self._config)
         unknown = selected - {stream.name for stream in streams}
         if unknown:  # the CDK would skip them and report nothing
-            message = (f"The catalog names streams this connector does not have ({', '.join(sorted(unknown))}): run "
-                       f"discover and select from {', '.join(stream.name for stream in streams)}.")
+            unset = {name: OPTIONAL_STREAMS[name] for name in sorted(unknown) if name in OPTIONAL_STREAMS}
+            if unset:
+                message = (f"The catalog selects {' and '.join(unset)}, offered only when the config sets "
+                           f"{' and '.join(unset.values())}: set {'them' if len(unset) > 1 else 'it'}, or deselect "
+                           f"{'those streams' if len(unset) > 1 else 'the stream'}.")
+            else:
+                message = (f"The catalog names streams this connector does not have ({', '.join(sorted(unknown))}): run "
+                           f"discover and select from {', '.join(stream.name for stream in streams)}.")
             raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
         planned = [stream for stream in streams if stream.name in selected]
         log_plan(planned, self.budget, self._config, logger)

@@ -201,3 +201,12 @@ def test_the_plan_counts_requests_per_family_and_the_least_time_the_budget_allow
         "event property discovery 1, profile property discovery 1, revenue ?): at 60 an hour this sync needs at least 26 h.",
         "Plan: 53 export requests (export 53): at 60 an hour and 3 a second this sync needs at least 17 s.",
     ]
+
+
+def test_the_plan_counts_a_query_per_saved_report_and_a_lookup_and_pages_per_group_key():
+    budget = RequestBudget.from_manifest(MANIFEST["definitions"]["request_budget"], {})
+    slices = {"insights": [{"bookmark_id": b} for b in (1, 2, 3)], "groups": [{"data_group_id": 1}, {"data_group_id": 2}]}
+    assert plan_lines(slices, budget, page_size=1000) == [
+        "Plan: 7 query requests or more (insights 3, groups ≥2, group property discovery 2): within the budget of 60 an "
+        "hour, no wait unless other clients spend it.",
+    ]

@@ -84,6 +84,45 @@ GOOD = {"credentials": SERVICE_ACCOUNT, "start_date": "2025-01-01"}
             {"base_url": "https://proxy-user:hunter2@proxy.example.com"},
             "base_url holds a user name or password (user:password@host): remove them; Mixpanel's credentials go in credentials.",
         ),
+        # Saved Insights reports and group keys: lists of Mixpanel's IDs, each once.
+        (
+            {"insights_reports": 12345},
+            "insights_reports must be a list of report IDs (the number after report- in a saved Insights report's URL), e.g. [12345].",
+        ),
+        (
+            {"insights_reports": [12345, "67890"]},
+            'insights_reports holds "67890", which is not a report ID: list whole numbers from 1 (the number after report- in a saved Insights report\'s URL).',
+        ),
+        (
+            {"insights_reports": [0]},
+            "insights_reports holds 0, which is not a report ID: list whole numbers from 1 (the number after report- in a saved Insights report's URL).",
+        ),
+        (
+            {"insights_reports": [12.5]},
+            "insights_reports holds 12.5, which is not a report ID: list whole numbers from 1 (the number after report- in a saved Insights report's URL).",
+        ),
+        ({"insights_reports": [7, 8, 7]}, "insights_reports lists 7 twice: list each report ID once."),
+        (
+            {"group_keys": [True]},
+            "group_keys holds true, which is not a group key ID: list whole numbers from 1 (Mixpanel's data_group_id of a group key).",
+        ),
+        (
+            {"group_keys": [None]},
+            "group_keys holds null, which is not a group key ID: list whole numbers from 1 (Mixpanel's data_group_id of a group key).",
+        ),
+        (
+            {"group_keys": "1"},
+            "group_keys must be a list of group key IDs (Mixpanel's data_group_id of a group key), e.g. [12345].",
+        ),
+        ({"group_keys": [1, 1]}, "group_keys lists 1 twice: list each group key ID once."),
+        (
+            {"insights_workspace_id": "main"},
+            'insights_workspace_id "main" is not a workspace ID: use the whole number after /view/ in the reports\' URL, or leave it empty.',
+        ),
+        (
+            {"insights_workspace_id": -4},
+            "insights_workspace_id -4 is not a workspace ID: use the whole number after /view/ in the reports' URL, or leave it empty.",
+        ),
     ],
 )
 def test_each_bad_config_gets_its_sentence(change, message):
@@ -105,6 +144,8 @@ def test_each_bad_config_gets_its_sentence(change, message):
         {**GOOD, "start_date": "2025-01-01T00:00:00Z", "end_date": "", "region": "IN", "project_timezone": "Europe/Berlin"},
         {**GOOD, "base_url": "http://127.0.0.1:8123", "export_base_url": "https://data-eu.mixpanel.com/", "num_workers": 25},
         {**GOOD, "export_events": ["Signed up"], "export_where": 'properties["$browser"] == "Chrome"', "attribution_window": 0},
+        {**GOOD, "insights_reports": [61001, 61002], "insights_workspace_id": 3, "group_keys": [1, 2]},
+        {**GOOD, "insights_reports": [], "group_keys": []},  # empty: the streams are not offered
     ],
 )
 def test_good_configs_pass(config):
