@@ -396,6 +396,28 @@ def median_run(runs: list) -> dict:
     return chosen
 
 
+def alternated(name: str, repeat: int, paths, url: str, days, expected: int, workdir: Path, problems: list):
+    """The connector and the floor on the same days, alternated `repeat` times: (connector median, floor median,
+    ratio of the medians, ratio per repeat, connector runs, floor runs); correctness problems go to `problems`."""
+    conn_runs, floor_runs = [], []
+    for rep in range(repeat):
+        log(f"Run {name} {rep + 1}/{repeat}: connector read ...")
+        conn = read_connector(*paths, workdir, f"{name}{rep}")
+        log(f"Run {name} {rep + 1}/{repeat}: floor (requests + json.loads/json.dumps) ...")
+        floor = read_floor(url, days, workdir, f"{name}{rep}")
+        if floor["records"] != expected:
+            problems.append(f"Run {name} floor: {floor['records']} lines, expected {expected}")
+        problems += verify(conn, expected, iso_utc(floor["max_time"]), days[-1], f"Run {name} {rep + 1}")
+        conn_runs.append(rates(conn, conn["output"]["records"]))
+        floor_runs.append(rates(floor, floor["records"]))
+        log(f"Run {name} {rep + 1}/{repeat}: connector {conn['records_per_s']:,.0f} records/s, "
+            f"floor {floor['records_per_s']:,.0f} records/s")
+    conn, floor = median_run(conn_runs), median_run(floor_runs)
+    ratio = conn["records_per_s"] / floor["records_per_s"] if floor["records_per_s"] else 0.0
+    return conn, floor, ratio, [c["records_per_s"] / f["records_per_s"] for c, f in zip(conn_runs, floor_runs)], \
+        conn_runs, floor_runs
+
+
 def row(name: str, r: dict, records: int) -> str:
     def per_record(key: str) -> str:
         return f"{1e6 * r[key] / records:.1f}" if key in r and records else "-"
@@ -525,22 +547,8 @@ def main(argv=None) -> int:
             sim_a.start()
             log(f"simulator A at {sim_a.url}; warmed {len(a_days)} day bodies in {sim_a.warm(a_days):.1f}s")
             paths_a = prepare_connector(sim_a.url, a_first, a_last, workdir, "a")
-            conn_runs, floor_runs = [], []
-            for rep in range(repeat):
-                log(f"Run A {rep + 1}/{repeat}: connector read ...")
-                conn = read_connector(*paths_a, workdir, f"a{rep}")
-                log(f"Run A {rep + 1}/{repeat}: floor (requests + json.loads/json.dumps) ...")
-                floor = read_floor(sim_a.url, a_days, workdir, f"a{rep}")
-                if floor["records"] != a_expected:
-                    problems.append(f"Run A floor: {floor['records']} lines, expected {a_expected}")
-                problems += verify(conn, a_expected, iso_utc(floor["max_time"]), a_last, f"Run A {rep + 1}")
-                conn_runs.append(rates(conn, conn["output"]["records"]))
-                floor_runs.append(rates(floor, floor["records"]))
-                log(f"Run A {rep + 1}/{repeat}: connector {conn['records_per_s']:,.0f} records/s, "
-                    f"floor {floor['records_per_s']:,.0f} records/s")
-            conn_a, floor_a = median_run(conn_runs), median_run(floor_runs)
-            ratio = conn_a["records_per_s"] / floor_a["records_per_s"] if floor_a["records_per_s"] else 0.0
-            ratios = [c["records_per_s"] / f["records_per_s"] for c, f in zip(conn_runs, floor_runs)]
+            conn_a, floor_a, ratio, ratios, conn_runs, floor_runs = alternated(
+                "A", repeat, paths_a, sim_a.url, a_days, a_expected, workdir, problems)
 
             if args.profile:
                 log("profiling a Run A read (all threads) ...")
@@ -553,22 +561,8 @@ def main(argv=None) -> int:
             sim_b.start()
             log(f"simulator B at {sim_b.url}; warmed the {b_expected:,}-event day in {sim_b.warm([b_day]):.1f}s")
             paths_b = prepare_connector(sim_b.url, b_day, b_day, workdir, "b")
-            conn_b_runs, floor_b_runs = [], []
-            for rep in range(repeat):
-                log(f"Run B {rep + 1}/{repeat}: connector read ...")
-                conn = read_connector(*paths_b, workdir, f"b{rep}")
-                log(f"Run B {rep + 1}/{repeat}: floor ...")
-                floor = read_floor(sim_b.url, [b_day], workdir, f"b{rep}")
-                if floor["records"] != b_expected:
-                    problems.append(f"Run B floor: {floor['records']} lines, expected {b_expected}")
-                problems += verify(conn, b_expected, iso_utc(floor["max_time"]), b_day, f"Run B {rep + 1}")
-                conn_b_runs.append(rates(conn, conn["output"]["records"]))
-                floor_b_runs.append(rates(floor, floor["records"]))
-                log(f"Run B {rep + 1}/{repeat}: connector {conn['records_per_s']:,.0f} records/s, "
-                    f"floor {floor['records_per_s']:,.0f} records/s")
-            conn_b, floor_b = median_run(conn_b_runs), median_run(floor_b_runs)
-            ratio_b = conn_b["records_per_s"] / floor_b["records_per_s"] if floor_b["records_per_s"] else 0.0
-            ratios_b = [c["records_per_s"] / f["records_per_s"] for c, f in zip(conn_b_runs, floor_b_runs)]
+            conn_b, floor_b, ratio_b, ratios_b, conn_b_runs, floor_b_runs = alternated(
+                "B", repeat, paths_b, sim_b.url, [b_day], b_expected, workdir, problems)
             # ---- Run C: the next incremental sync re-reads that day (one lookback day) and emits none of it
             log("Run C: connector re-read of the same day from Run B's state ...")
             conn_c = read_connector(*prepare_connector(sim_b.url, b_day, b_day, workdir, "c"), workdir, "c",
