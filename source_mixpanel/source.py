@@ -119,9 +119,9 @@ class WindowCursorFeed:
 
     def close_partition(self, partition: Any) -> None:
         window = self._window
-        record, newest = window.record, window.newest
+        record, newest, read = window.record, window.newest, window.slice
         window.slice, window.newest, window.record = False, None, None
-        if record is not None:
+        if record is not None and read == partition.to_slice():  # not the newest of a window that failed earlier
             end = (record.associated_slice or {}).get("end_time")
             if end and newest > end:
                 self._warn(newest, end)

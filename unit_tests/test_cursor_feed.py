@@ -91,8 +91,10 @@ def test_a_time_after_its_window_stops_the_state_at_the_windows_end(caplog):
 
 def test_a_window_that_failed_gives_the_next_one_nothing():
     stream = export_stream()
-    first, second, _ = stream.generate_partitions()
+    first, second, third = stream.generate_partitions()
     stream.cursor.observe(_record("2025-03-01T22:00:00Z", first.to_slice()))  # then its read fails: no close
+    stream.cursor.close_partition(third)  # a window with no records, read next by the same worker
+    assert stream.cursor._most_recent_cursor_value_per_partition == {}  # the failed window's newest went nowhere
     stream.cursor.observe(_record("2025-03-02T01:00:00Z", second.to_slice()))
     stream.cursor.close_partition(second)
     assert stream.cursor.state["time"] == "2025-03-01T00:00:00Z"  # the first window is not done: the state waits
