@@ -236,6 +236,22 @@ def test_what_is_unambiguous_is_taken(tmp_path, sim):
     assert len(records["big"]["other_properties"]["blob"]) == 1536 * 1024 and len(sim.requests_to("/api/2.0/export")) == 1
 
 
+def test_values_orjson_refuses_come_through_exactly(tmp_path, sim):
+    day = "2025-04-04"
+    big = 2 ** 70  # beyond 64 bits
+    surrogate = json.loads('"\\ud800 alone"')  # a lone surrogate, as a JSON escape can write it
+    without_key = json.dumps({"event": "Page View", "properties": {"time": epoch(day), "distinct_id": "u9", "big": big}}).encode()
+    sim.inject_export_lines(day, [event_line(epoch(day), "big-and-lone", big=big, text=surrogate), without_key], where="end")
+    run = read(tmp_path, sim, service_account_config(sim, start_date=day, end_date=day), ["export"])
+    assert run.stream_statuses("export")[-1] == "COMPLETE"
+    records = run.records_of("export")
+    (keyed,) = [r for r in records if r.get("insert_id") == "big-and-lone"]
+    assert keyed["other_properties"] == {"big": big, "text": surrogate}
+    (unkeyed,) = [r for r in records if r["distinct_id"] == "u9"]
+    assert unkeyed["other_properties"] == {"big": big} and len(unkeyed["dedup_key"]) == 32
+    assert len(records) == len(sim.export_truth(day, day)) + 2
+
+
 def test_a_full_temporary_disk_fails_at_once_and_says_how_much_room_a_window_needs(tmp_path, sim):
     def small_files():  # files stop growing at 64 KB (the window spools ~600 KB gzipped), as on a full disk; the signal would kill the process instead
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -8,6 +8,7 @@ Python because a manifest cursor keeps one value per stream and a decoder never 
 import calendar
 import datetime
 import email.utils
+import json
 import logging
 import statistics
 import threading
@@ -39,10 +40,20 @@ def dedup_key(event: Mapping[str, Any], seconds: float) -> str:
     properties = event["properties"]
     insert_id = properties.get("$insert_id")
     if insert_id is not None:
-        material = orjson.dumps([event["event"], properties.get("distinct_id"), int(seconds), insert_id])
+        material = _compact([event["event"], properties.get("distinct_id"), int(seconds), insert_id], sort_keys=False)
     else:  # never starts with `[`, so it cannot meet the list above
-        material = b"\0" + orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+        material = b"\0" + _compact(event, sort_keys=True)
     return blake2b(material, digest_size=16).hexdigest()
+
+
+def _compact(value: Any, sort_keys: bool) -> bytes:
+    """Compact JSON; through json where orjson refuses a value (an integer beyond 64 bits, a lone surrogate), which
+    writes the same text for everything orjson takes."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)
+    except TypeError:
+        text = json.dumps(value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False)
+        return text.encode("utf-8", "surrogatepass")
 
 
 def _day_start(day: str) -> float:

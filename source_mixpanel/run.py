@@ -65,8 +65,8 @@ def message_to_string(message: AirbyteMessage) -> Union[str, bytes]:
         body["namespace"] = record.namespace
     try:
         return orjson.dumps({"type": "RECORD", "record": body})
-    except TypeError:  # e.g. an integer beyond 64 bits, which orjson refuses and json writes exactly
-        return json.dumps({"type": "RECORD", "record": body}, ensure_ascii=False).encode()
+    except TypeError:  # an integer beyond 64 bits or a lone surrogate, which orjson refuses and json writes exactly
+        return json.dumps({"type": "RECORD", "record": body}).encode()
 
 
 class RecordWriter:
