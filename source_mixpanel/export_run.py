@@ -29,6 +29,7 @@ logger = logging.getLogger("airbyte")
 # An event Mixpanel received up to this long before the last run read its day still counts as new: the export may
 # show an event a little after Mixpanel received it. Events it re-sends are duplicates that dedup_key merges.
 MARGIN_MS = 3_600_000
+DEDUP_KEY = "dedup_key"  # the export's primary key: the column dedup_key() fills
 DETECTION_SAMPLE = 1000  # events of the first window that decide how the project stores `time`
 STORAGE_CHOICES = {"utc": "UTC (projects created since 2023)", "project_timezone": "the project's timezone (projects created before 2023)"}
 

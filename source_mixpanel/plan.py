@@ -9,7 +9,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
 
-from source_mixpanel.budget import Family, RequestBudget, duration
+from source_mixpanel.budget import RequestBudget
+from source_mixpanel.budget_family import Family, duration
 
 # The family each stream's requests go to (the query family otherwise); engage, cohort members and groups page, so
 # their counts are lower bounds. Insights is one request per saved report.

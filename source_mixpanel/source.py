@@ -5,10 +5,9 @@ import copy
 import functools
 import logging
 import re
-import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Mapping, Optional
+from typing import Any, Iterator, List, Mapping, Optional
 
 import yaml
 from airbyte_cdk.models import (
@@ -25,11 +24,11 @@ from airbyte_cdk.sources.declarative.concurrent_declarative_source import Concur
 from airbyte_cdk.sources.declarative.incremental import ConcurrentPerPartitionCursor
 from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
 from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor
-from airbyte_cdk.sources.types import Record
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel import export_run
 from source_mixpanel.budget import RequestBudget
+from source_mixpanel.cursors import WindowCursorFeed, keep_export_run, kept_without_cursor_value
 from source_mixpanel.plan import log_plan
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -71,84 +70,6 @@ def manifest_path() -> Path:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"manifest.yaml is missing from {_PACKAGE_DIR}: the package was built without it")
-
-
-class _Window(threading.local):
-    """The window a worker thread reads, and its newest record so far."""
-
-    slice: Any = False
-    newest: Optional[str] = None
-    record: Optional[Record] = None
-
-
-class WindowCursorFeed:
-    """Feeds a cursor once per window, at its close, with the window's newest record, instead of once per record, and
-    keeps that value within the window: a record stamped after its window (a clock far ahead, a typo in an import)
-    goes out as it is, but the state never passes the windows read, which would make the next sync skip days.
-
-    Python because the CDK's cursor parses every record's time with strptime and hashes its window on each observe
-    (about 7 us a record, README, Performance), and has no bound on a value. It relies on the CDK observing a
-    window's records and then closing it in one thread (PartitionReader.process_partition), which
-    unit_tests/test_cursor_feed.py pins; were that to change, the state would lag behind, never run ahead.
-    Cursor values are compared as text: the cursor's own format sorts as time does.
-    """
-
-    def __init__(self, cursor: Any, cursor_field: str, stream: str,
-                 cursor_value: Callable[[str], str] = lambda value: value) -> None:
-        self._observe, self._close_partition = cursor.observe, cursor.close_partition
-        self._field, self._stream, self._cursor_value = cursor_field, stream, cursor_value
-        self._window = _Window()
-        self._warned = False
-        cursor.observe, cursor.close_partition = self.observe, self.close_partition
-
-    def observe(self, record: Record) -> None:
-        window, this_slice = self._window, record.associated_slice
-        if this_slice is not window.slice:
-            if this_slice != window.slice:  # a new window; a page's own copy of the same window keeps its newest
-                window.newest = window.record = None
-            window.slice = this_slice
-        value = record.data.get(self._field)
-        if value is None:  # a profile never seen: nothing to move the state by, and the CDK would only warn
-            return
-        if type(value) is not str:  # not the cursor's format: the CDK judges it as it comes
-            self._observe(record)
-            return
-        value = self._cursor_value(value)
-        if window.newest is None or value > window.newest:
-            window.newest, window.record = value, record
-
-    def close_partition(self, partition: Any) -> None:
-        window = self._window
-        record, newest, read = window.record, window.newest, window.slice
-        window.slice, window.newest, window.record = False, None, None
-        if record is not None and read == partition.to_slice():  # not the newest of a window that failed earlier
-            end = (record.associated_slice or {}).get("end_time")
-            if end and newest > end:
-                self._warn(newest, end)
-                newest = end
-            self._observe(Record(data={**record.data, self._field: newest}, stream_name=record.stream_name,
-                                 associated_slice=record.associated_slice))
-        self._close_partition(partition)
-
-    def _warn(self, value: str, end: str) -> None:
-        if not self._warned:
-            self._warned = True
-            logger.warning(f"A {self._stream} record has {self._field} {value}, after the window it came in (which ends "
-                           f"{end}): it is emitted as it is, and the state stops at the window's end.")
-
-
-def _keep_export_run(cursor: ConcurrentCursor, run: export_run.ExportRun) -> None:
-    """The export cursor's state carries when this run read its days (export_run.py). The CDK's cursor has no hook
-    for it: its state converter (its own copy) is wrapped."""
-    converter = copy.copy(cursor._connector_state_converter)
-    to_state = converter.convert_to_state_message
-    converter.convert_to_state_message = lambda field, state: {**to_state(field, state), **run.state_extras()}
-    cursor._connector_state_converter = converter
-
-
-def _kept_without_cursor_value(should_be_synced: Callable[[Record], bool], cursor_field: str) -> Callable[[Record], bool]:
-    """A record without a cursor value is kept, as the CDK keeps it, without the CDK's warning on every full read."""
-    return lambda record: record.data.get(cursor_field) is None or should_be_synced(record)
 
 
 class SourceMixpanel(ConcurrentDeclarativeSource):
@@ -194,9 +115,9 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
                 # The export cursor keeps Mixpanel's day labels: local wall times in a project that stores them.
                 cursor_value = self.export_run.cursor_time if stream.name == "export" else (lambda value: value)
                 WindowCursorFeed(cursor, key, stream.name, cursor_value)
-                cursor.should_be_synced = _kept_without_cursor_value(cursor.should_be_synced, key)
+                cursor.should_be_synced = kept_without_cursor_value(cursor.should_be_synced, key)
             if stream.name == "export" and isinstance(cursor, ConcurrentCursor):
-                _keep_export_run(cursor, self.export_run)
+                keep_export_run(cursor, self.export_run)
             if isinstance(cursor, ConcurrentPerPartitionCursor):
                 # Under the budget a funnel may finish an hour before the next: its state must not wait for the
                 # CDK's ten-minute throttle, or a sync stopped in between reads it again.

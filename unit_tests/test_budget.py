@@ -12,7 +12,8 @@ import yaml
 from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel.budget import BudgetRetries, Family, RequestBudget, duration, refused_limit
+from source_mixpanel.budget import BudgetRetries, RequestBudget
+from source_mixpanel.budget_family import Family, duration, refused_limit
 from source_mixpanel.plan import least_time, plan_lines
 
 MANIFEST = yaml.safe_load((Path(__file__).parent.parent / "manifest.yaml").read_text())

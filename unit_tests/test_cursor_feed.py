@@ -1,4 +1,4 @@
-"""source.WindowCursorFeed: the cursor learns each window's newest record once, at the window's close.
+"""cursors.WindowCursorFeed: the cursor learns each window's newest record once, at the window's close.
 
 The first test pins the CDK detail it relies on; if a CDK upgrade breaks it, it fails here (and the sync would only
 keep an older state, never skip days)."""

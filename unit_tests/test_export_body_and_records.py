@@ -15,7 +15,8 @@ import zlib
 import urllib3
 
 from source_mixpanel import export_run
-from source_mixpanel.components import SPOOL_ATTRIBUTE, ExportBodyCheck, ExportDecoder
+from source_mixpanel.export_body import SPOOL_ATTRIBUTE, ExportBodyCheck
+from source_mixpanel.export_records import ExportDecoder
 from source_mixpanel.export_lines import BrokenBody, NotAnEvent, events, unix_time
 from source_mixpanel.properties import PropertyNames
 

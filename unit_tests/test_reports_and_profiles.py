@@ -7,8 +7,10 @@ import pytest
 import requests
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel import components
-from source_mixpanel.components import InsightsNumbers, ProfileShape
+from source_mixpanel import profiles
+from source_mixpanel.profiles import ProfileShape
+from source_mixpanel.properties import PropertyNames
+from source_mixpanel.reports import InsightsNumbers
 
 
 def answer(body, bookmark_id=5):
@@ -74,8 +76,8 @@ def test_an_answer_that_cannot_be_named_fails_loudly(body, says):
     ({"$group_id": "acme", "$properties": {"$name": "Acme"}}, "acme"),  # an answer keyed the way group updates are
 ])
 def test_a_group_profile_takes_its_id_from_where_the_answer_puts_it(monkeypatch, profile, group_id):
-    names = components.PropertyNames(["$name"], reserved=["group_id", "data_group_id"])
-    monkeypatch.setattr(components, "property_names", lambda kind, requester, config: names)
+    names = PropertyNames(["$name"], reserved=["group_id", "data_group_id"])
+    monkeypatch.setattr(profiles, "property_names", lambda kind, requester, config: names)
     shape = ProfileShape(config={}, properties_requester=None, parameters={}, kind="group", id_column="group_id")
     record = dict(profile)
     shape.transform(record)

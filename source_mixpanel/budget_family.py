@@ -1,0 +1,226 @@
+"""One of Mixpanel's budgets (query or export): the run's requests in its moving window, the waits, and each 429 read."""
+
+import email.utils
+import logging
+import random
+import re
+import threading
+import time
+from typing import Dict, List, Optional, Tuple
+
+import requests
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+logger = logging.getLogger("airbyte")
+
+
+# "61/60 queries running in the last hour": which of Mixpanel's limits a 429 names, and whether it is over.
+_LIMIT_COUNT = re.compile(r"(\d+)\s*/\s*(\d+)\b[^,.;/]*?(concurrently|in the last second|in the last hour)")
+_SCOPES = {"concurrently": "concurrent", "in the last second": "second", "in the last hour": "window"}
+
+
+def refused_limit(text: str) -> str:
+    """Which limit a 429 body says was exceeded: window, concurrent, second, or unknown."""
+    for used, limit, scope in _LIMIT_COUNT.findall(text or ""):
+        if int(used) > int(limit):
+            return _SCOPES[scope]
+    return "unknown"
+
+
+def duration(seconds: float) -> str:
+    """12 s, 4 min 10 s, 28 h 5 min."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s" if seconds % 60 else f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min" if seconds % 3600 // 60 else f"{seconds // 3600} h"
+
+
+def clock_after(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
+
+
+def _retry_after(response: requests.Response) -> Optional[float]:
+    value = (response.headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _refusal_text(response: requests.Response) -> str:
+    try:
+        body = response.json()
+        text = body.get("error") if isinstance(body, dict) else None
+    except ValueError:
+        text = None
+    return str(text or response.text or "no reason given")[:300].strip()
+
+
+class BudgetSpent(AirbyteTracedException):
+    """Mixpanel kept refusing a family for longer than the patience allows: every request of it fails with this."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message=message, internal_message=message, failure_type=FailureType.transient_error)
+
+
+class Family:
+    """One of Mixpanel's budgets (query or export): the run's requests in its moving window, and the waits for it.
+
+    Python, with budget.RequestBudget, because the manifest's api_budget cannot keep these limits (budget.py says why).
+    """
+
+    def __init__(self, name: str, paths: str, per_window: int, window: float, per_second: Optional[int] = None,
+                 in_flight: Optional[int] = None) -> None:
+        self.name, self.paths = name, re.compile(paths)
+        self.per_window, self.window = int(per_window), float(window)
+        self.per_second = int(per_second) if per_second else None
+        self.in_flight = int(in_flight) if in_flight else None
+        self.patience = 2 * self.window
+        self.heartbeat = max(5.0, min(300.0, self.window / 12))  # Airbyte wants a sign of life every few minutes
+        self._cond = threading.Condition()
+        # One entry per request sent: when Mixpanel counted it at the latest (its answer, or the send while in flight).
+        self._calls: List[List[float]] = []
+        self._holders: Dict[int, List[float]] = {}  # thread -> its call, while the request is in flight
+        self._blocked_until = 0.0
+        self._blocked_why = ""
+        self._probe_due = False  # after a 429, one request tests whether Mixpanel accepts again
+        self._prober: Optional[int] = None
+        self._refused_since: Optional[float] = None
+        self._refusals = 0
+        self._failure: Optional[str] = None  # why the family gave up: every later request fails with it
+        self._announced_until = 0.0
+        self._last_line = 0.0
+
+    def __str__(self) -> str:
+        per = "an hour" if self.window == 3600 else f"per {duration(self.window)}"
+        second = f" and {self.per_second} a second" if self.per_second else ""
+        return f"{self.per_window} {per}{second}"
+
+    # ------------------------------------------------------------------------------------ before a request
+    def acquire(self, what: str) -> None:
+        """Wait until the budget has a place for one more request, and take it."""
+        me = threading.get_ident()
+        with self._cond:
+            self._release(me)
+            started = time.monotonic()
+            while True:
+                if self._failure is not None:
+                    raise BudgetSpent(self._failure)
+                now = time.monotonic()
+                wait, why = self._wait(now, me)
+                if wait == 0:
+                    break
+                self._announce(now, now - started, wait, why, what)
+                self._cond.wait(self.heartbeat if wait is None else min(wait, self.heartbeat))
+            if self._probe_due and self._prober is None:
+                self._prober = me
+            call = [now]
+            self._calls.append(call)
+            self._holders[me] = call
+
+    def _wait(self, now: float, me: int) -> Tuple[Optional[float], str]:
+        """How long before this thread may send (None: until another request ends), and why; 0 to send now."""
+        self._calls = [call for call in self._calls if call[0] > now - self.window]
+        if self._blocked_until > now:
+            return self._blocked_until - now, self._blocked_why
+        if self._prober is not None and self._prober != me:
+            return None, f"the one {self.name} request that tests whether Mixpanel accepts them again"
+        if len(self._calls) >= self.per_window:
+            oldest = min(call[0] for call in self._calls)
+            return oldest + self.window - now, f"{self.per_window} {self.name} requests in the last {duration(self.window)}"
+        if self.per_second:
+            recent = [call[0] for call in self._calls if call[0] > now - 1]
+            if len(recent) >= self.per_second:
+                return min(recent) + 1 - now, f"{self.per_second} {self.name} requests a second"
+        if self.in_flight and len(self._holders) >= self.in_flight:
+            return None, f"{self.in_flight} {self.name} requests in flight"
+        return 0, ""
+
+    def _announce(self, now: float, waited: float, wait: Optional[float], why: str, what: str) -> None:
+        """One INFO line when a wait of a second or more begins, and one a heartbeat while a thread keeps waiting."""
+        if wait is not None and wait >= 1 and now + wait > self._announced_until + 1:
+            logger.info(f"Waiting {duration(wait)}, until {clock_after(wait)}, before the next {self.name} request "
+                        f"({what}): {why}.")
+            self._announced_until, self._last_line = now + wait, now
+        elif waited >= self.heartbeat and now - self._last_line >= self.heartbeat:
+            left = f"{duration(wait)} left, until {clock_after(wait)}" if wait is not None else "until one of them ends"
+            logger.info(f"Still waiting for the {self.name} budget: {left} ({why}).")
+            self._last_line = now
+
+    # ------------------------------------------------------------------------------------ after a request
+    def answered(self, response: Optional[requests.Response]) -> None:
+        """The request ended (with this answer, or None when it raised): its place in flight is free."""
+        with self._cond:
+            me = threading.get_ident()
+            self._release(me)
+            if response is not None and response.status_code != 429:
+                self._refused_since, self._refusals, self._probe_due = None, 0, False
+            self._cond.notify_all()
+
+    def refused(self, response: requests.Response, what: str, attempt: int) -> float:
+        """Mixpanel answered 429 to this request's `attempt`-th try: wait as the refusal calls for, or give up.
+
+        Returns the seconds this request alone waits before it is sent again (a concurrency refusal); a full
+        window blocks the whole family instead, and the next acquire waits for it.
+        """
+        text = _refusal_text(response)
+        limit = refused_limit(text)
+        retry_after = _retry_after(response)
+        with self._cond:
+            now = time.monotonic()
+            self._release(threading.get_ident())
+            if self._refused_since is None:
+                self._refused_since, self._refusals = now, 0
+            self._refusals += 1
+            refused_for = now - self._refused_since
+            if refused_for > self.patience:
+                self._failure = self._give_up(refused_for, text)
+                self._cond.notify_all()
+                raise BudgetSpent(self._failure)
+            if limit == "concurrent":  # other clients' queries: this request steps back for seconds
+                pause = retry_after if retry_after is not None else min(2.0 ** attempt, 30.0) * random.uniform(0.75, 1)
+            else:
+                pause = 0.0
+                wait = retry_after if retry_after is not None else self._refusal_wait(limit, now)
+                self._blocked_until = max(self._blocked_until, now + wait)
+                self._blocked_why = f"Mixpanel refused {what}: {text}"
+                self._probe_due = True
+                self._announced_until, self._last_line = self._blocked_until, now
+            self._cond.notify_all()
+        wait = pause or max(0.0, self._blocked_until - now)
+        then = "then sends it again" if pause else f"then one request tests whether it accepts {self.name} requests again"
+        logger.info(f"Mixpanel refused {what} (429: {text}): waiting {duration(wait)}, until {clock_after(wait)}, {then}.")
+        return pause
+
+    def _refusal_wait(self, limit: str, now: float) -> float:
+        if limit == "second":
+            return 1.0
+        # The window is full: probe at growing intervals up to a quarter window, and no later than the run's
+        # own oldest request in the window ages out (it frees a place Mixpanel counts).
+        probe = min(self.window / 60 * 2 ** (self._refusals - 1), self.window / 4)
+        ages_out = [call[0] + self.window - now for call in self._calls if call[0] + self.window > now + 1]
+        return min([probe] + ages_out)
+
+    def _give_up(self, refused_for: float, text: str) -> str:
+        if self.patience < self.window:  # check: tell the user now rather than wait
+            return (f"Mixpanel's {self.name} budget for this project is spent right now ({text}): try again in a few "
+                    f"minutes; a sync waits for it.")
+        return (f"Mixpanel kept refusing {self.name} requests for {duration(refused_for)} ({text}): another client is "
+                f"spending the project's budget of {self}; the connector stops here, and a sync run again later "
+                f"resumes from its last state.")
+
+    def _release(self, me: int) -> None:
+        call = self._holders.pop(me, None)
+        if call is not None:
+            call[0] = max(call[0], time.monotonic())  # Mixpanel counted it no later than its answer came
+        if self._prober == me:
+            self._prober = None

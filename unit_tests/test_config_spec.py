@@ -1,0 +1,66 @@
+"""config.py takes every type, bound, choice, pattern and unique list from the spec: none is restated in Python."""
+
+import copy
+
+import pytest
+
+from source_mixpanel import config as config_module
+from source_mixpanel.config import SENTENCES, InvalidConfig, spec_properties, validate_config
+
+GOOD = {"credentials": {"option_title": "Service Account", "username": "reader", "secret": "s3cr3t", "project_id": 42}}
+
+
+def bad_values(schema):
+    """A value breaking each rule the property's schema states."""
+    kind = schema.get("type")
+    yield {"integer": "7", "string": 7, "boolean": "yes", "array": "x"}[kind]
+    if "minimum" in schema:
+        yield schema["minimum"] - 1
+    if "maximum" in schema:
+        yield schema["maximum"] + 1
+    if "enum" in schema:
+        yield "none-of-these"
+    if "pattern" in schema:
+        yield "someday"
+    if kind == "array":
+        yield [{"integer": "7", "string": 7}[schema["items"]["type"]]]
+        if schema.get("uniqueItems"):
+            yield [1, 1]
+
+
+FIELDS = [name for name in spec_properties() if name != "credentials"]
+
+
+def test_every_field_of_the_spec_has_its_sentence():
+    assert set(SENTENCES) == set(FIELDS)
+
+
+@pytest.mark.parametrize("name", FIELDS)
+def test_each_broken_spec_rule_gets_a_sentence_in_words(name):
+    for value in bad_values(spec_properties()[name]):
+        with pytest.raises(InvalidConfig) as raised:
+            validate_config({**GOOD, name: value})
+        message = str(raised.value)
+        assert message.startswith(f"{name} ") and message.endswith(".") and "\n" not in message
+        assert "is not of type" not in message and "Failed validating" not in message  # never jsonschema's words
+
+
+def test_a_bound_changed_in_the_spec_changes_the_check_and_its_sentence(monkeypatch):
+    spec = copy.deepcopy(spec_properties())
+    spec["num_workers"]["maximum"] = 10
+    spec["region"]["enum"] = ["US", "EU"]
+    monkeypatch.setattr(config_module, "spec_properties", lambda: spec)
+    validate_config({**GOOD, "num_workers": 10})
+    with pytest.raises(InvalidConfig, match=r"^num_workers 11 is not a valid number of workers: use a whole number from 1 to 10\.$"):
+        validate_config({**GOOD, "num_workers": 11})
+    with pytest.raises(InvalidConfig, match=r'^region "IN" is not a Mixpanel region: use US or EU\.$'):
+        validate_config({**GOOD, "region": "IN"})
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("username", "", "credentials.username is empty"),
+    ("secret", ["s"], "credentials.secret must be text"),
+])
+def test_credentials_follow_the_spec_of_their_method(field, value, message):
+    with pytest.raises(InvalidConfig, match=f"^{message}: "):
+        validate_config({"credentials": {**GOOD["credentials"], field: value}})
