@@ -41,7 +41,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "bench" / "out"
-SIMULATOR = ROOT / "integration_tests" / "simulator.py"
 sys.path.insert(0, str(ROOT))
 
 from integration_tests.simulator import PROJECT_ID, SA_SECRET, SA_USERNAME  # noqa: E402
@@ -123,7 +122,7 @@ def free_port() -> int:
 
 
 class Simulator:
-    """integration_tests/simulator.py in its own process (its own GIL), stopped with SIGTERM."""
+    """`python -m integration_tests.simulator` in its own process (its own GIL), stopped with SIGTERM."""
 
     def __init__(self, events_per_day: int, first_day: dt.date, workdir: Path, name: str):
         self.events_per_day = events_per_day
@@ -135,8 +134,9 @@ class Simulator:
     def start(self) -> "Simulator":
         for _ in range(5):
             port = free_port()
-            cmd = [sys.executable, str(SIMULATOR), "--port", str(port), "--events-per-day", str(self.events_per_day),
-                   "--first-event-day", self.first_day.isoformat(), "--cache-bodies"]
+            cmd = [sys.executable, "-m", "integration_tests.simulator", "--port", str(port),
+                   "--events-per-day", str(self.events_per_day), "--first-event-day", self.first_day.isoformat(),
+                   "--cache-bodies"]
             self._stderr = open(self.log_path, "ab")
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL,
                                          cwd=str(ROOT), text=True)

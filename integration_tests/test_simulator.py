@@ -340,7 +340,7 @@ def test_command_line():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.Popen([sys.executable, "integration_tests/simulator.py", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "integration_tests.simulator", "--port", str(port),
                              "--events-per-day", "3", "--today", "2024-01-02"],
                             cwd=root, stdout=subprocess.PIPE, text=True)
     try:

@@ -1,0 +1,102 @@
+"""Mixpanel's per-project budgets (when rate_limits is on): who is admitted, the 429 over a limit, and the report."""
+from __future__ import annotations
+
+import math
+import time
+
+from .common import PROJECT_ID, ApiError
+
+
+def _most_within(times: list, span: float) -> int:
+    """The most of the sorted `times` that fall within any span of `span` seconds (a moving window)."""
+    most, first = 0, 0
+    for last, moment in enumerate(times):
+        while times[first] <= moment - span:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+class Limits:
+    """Mixpanel's budgets (a mixin of MixpanelSimulator): a moving window per family of endpoints (query 60, export 60;
+    rate_window_seconds shortens Mixpanel's hour for tests), queries in flight (5), exports per second (3), and a
+    budget "spent by another client" (spend_budget). Over a limit it answers 429 with Mixpanel's body, with
+    Retry-After when rate_retry_after is on. Refused requests do not count against the window."""
+
+    def spend_budget(self, seconds: float, families=("query", "export")) -> None:
+        """Another client has spent these families' hourly budgets for the next `seconds`."""
+        with self._lock:
+            for family in families:
+                self._spent_until[family] = time.monotonic() + float(seconds)
+
+    def _limits(self, family: str) -> tuple:
+        """(per window, in flight, per second or None) for a family."""
+        if family == "export":
+            return self.export_per_window, self.export_concurrent, self.export_per_second
+        return self.query_per_window, self.query_concurrent, None
+
+    def admit(self, family: str, entry: dict) -> None:
+        """Count a request against its family's budget, or raise the 429 Mixpanel would send."""
+        if not self.rate_limits:
+            return
+        now = time.monotonic()
+        per_window, concurrent, per_second = self._limits(family)
+        with self._lock:
+            window = [t for t in self._admitted[family] if t > now - self.rate_window_seconds]
+            self._admitted[family] = window
+            in_flight = self._in_flight[family] + (self.others_in_flight if family == "query" else 0)
+            last_second = sum(1 for t in window if t > now - 1)
+            spent_until = self._spent_until.get(family, 0.0)
+            if now < spent_until:
+                refused, wait = "spent", spent_until - now
+            elif len(window) >= per_window:
+                refused, wait = "hour", min(window) + self.rate_window_seconds - now
+            elif in_flight >= concurrent:
+                refused, wait = "concurrent", 1.0
+            elif per_second is not None and last_second >= per_second:
+                refused, wait = "second", 1.0
+            else:
+                window.append(now)
+                self._in_flight[family] += 1
+                self._most_in_flight[family] = max(self._most_in_flight[family], self._in_flight[family])
+                entry.update(family=family, admitted=now)
+                return
+            entry.update(family=family, refused=refused)
+        in_hour = per_window + 1 if refused in ("spent", "hour") else len(window) + 1
+        if family == "export":
+            message = (f"Export rate limit exceeded for project_id: {PROJECT_ID}. {in_flight + 1}/{concurrent} requests "
+                       f"running concurrently, {last_second + 1}/{per_second} requests in the last second and "
+                       f"{in_hour}/{per_window} requests in the last hour.")
+        else:
+            message = (f"Query rate limit exceeded for project_id: {PROJECT_ID}. {in_flight + 1}/{concurrent} queries "
+                       f"running concurrently and {in_hour}/{per_window} queries running in the last hour.")
+        headers = {"Retry-After": str(max(1, math.ceil(wait)))} if self.rate_retry_after else {}
+        raise ApiError(429, message, headers=headers, body={"request": entry["path"], "error": message})
+
+    def release(self, entry: dict) -> None:
+        """The request's answer is computed: it no longer runs (idempotent)."""
+        if entry is not None and entry.pop("admitted", None) is not None:
+            with self._lock:
+                self._in_flight[entry["family"]] -= 1
+
+    def rate_report(self) -> dict:
+        """Per family, from the request log: the most admitted in any moving window, in any second, and at
+        once, and the 429s by cause ("spent" is another client's doing; any other cause is the client's)."""
+        with self._lock:
+            log = [dict(r) for r in self.requests if r.get("family")]
+            most_in_flight = dict(self._most_in_flight)
+        report = {}
+        for family in ("query", "export"):
+            times = sorted(r["time"] for r in log if r["family"] == family and not r.get("refused"))
+            refusals: dict = {}
+            for r in log:
+                if r["family"] == family and r.get("refused"):
+                    refusals[r["refused"]] = refusals.get(r["refused"], 0) + 1
+            report[family] = {
+                "admitted": len(times),
+                "most_in_window": _most_within(times, self.rate_window_seconds),
+                "most_in_a_second": _most_within(times, 1.0),
+                "most_in_flight": most_in_flight[family],
+                "refused": refusals,
+            }
+        return report
