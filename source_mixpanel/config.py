@@ -1,13 +1,10 @@
 """Config validation with one human sentence per problem: the spec's own rules put into words, then the rules it cannot state.
 
-Python because the manifest cannot say it: in airbyte-cdk 7.39 the CDK's PredicateValidator crashes, a custom
-validator's ValueError surfaces as a system_error, and a bad num_workers crashes before spec validation. This
-runs in the entry point before the source is built.
-
-Every type, bound, choice, pattern and unique list is the spec's (manifest.yaml, `connection_specification`),
-checked by jsonschema; SENTENCES only words each field's problem. Python adds what a JSON schema cannot state:
-real calendar dates, an end on or after the start, a known timezone, a base URL's shape, and the three shapes
-credentials have had.
+Python because the manifest cannot say it: in airbyte-cdk 7.39 the CDK's PredicateValidator crashes, a custom validator's
+ValueError surfaces as a system_error, and a bad num_workers crashes before spec validation. It runs in the entry point.
+Types, bounds, choices, patterns and unique lists are the spec's (manifest.yaml), checked by jsonschema; SENTENCES words
+them. Python adds real calendar dates, an end on or after the start, a known timezone, a base URL's shape, and the three
+shapes credentials have had.
 """
 
 import datetime
