@@ -176,7 +176,7 @@ def _credentials(config: Mapping[str, Any], spec: Mapping[str, Any]) -> None:
     if method is None:
         raise InvalidConfig(f"credentials are missing: {BOTH_METHODS}.")
     methods = {option["properties"]["option_title"]["const"]: option for option in spec["credentials"]["oneOf"]}
-    if method not in methods:
+    if not isinstance(method, str) or method not in methods:
         choices = " or ".join(f'"{title}"' for title in methods)
         raise InvalidConfig(f'credentials.option_title "{method}" is not an authentication method: use {choices}.')
     for name in methods[method]["required"]:

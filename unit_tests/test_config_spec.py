@@ -60,6 +60,8 @@ def test_a_bound_changed_in_the_spec_changes_the_check_and_its_sentence(monkeypa
 @pytest.mark.parametrize("field, value, message", [
     ("username", "", "credentials.username is empty"),
     ("secret", ["s"], "credentials.secret must be text"),
+    ("option_title", ["x"], 'credentials.option_title "\\[\'x\'\\]" is not an authentication method'),
+    ("option_title", {"a": 1}, 'credentials.option_title "{\'a\': 1}" is not an authentication method'),
 ])
 def test_credentials_follow_the_spec_of_their_method(field, value, message):
     with pytest.raises(InvalidConfig, match=f"^{message}: "):
