@@ -53,7 +53,7 @@ def _place(error: jsonschema.ValidationError, value: Any) -> int:
 
 def _first_repeat(items: list) -> tuple:
     """The place and value of the first item that an earlier one already listed."""
-    return next((place, item) for place, item in enumerate(items) if item in items[:place])
+    return next(((place, item) for place, item in enumerate(items) if item in items[:place]), (len(items), None))
 
 
 def _shown(value: Any) -> str:
