@@ -361,6 +361,15 @@ def test_a_missing_config_file_and_a_username_that_is_not_text_say_so(tmp_path, 
     assert status["status"] == "FAILED" and status["message"].startswith("credentials.username must be text")
 
 
+def test_a_secret_with_a_lone_surrogate_is_one_sentence_not_a_traceback(tmp_path, sim):
+    config = service_account_config(sim)
+    config["credentials"]["secret"] = "s3cr3t\ud800"  # written as the JSON escape \\ud800, which UTF-8 cannot encode
+    run = run_connector(tmp_path, "check", config)
+    (status,) = [m["connectionStatus"] for m in run.of_type("CONNECTION_STATUS")]
+    assert status["status"] == "FAILED" and status["message"].startswith("credentials.secret is not valid text")
+    assert "Traceback" not in run.stderr and run.returncode == 0
+
+
 def test_an_unknown_stream_in_the_catalog_is_named(tmp_path, sim):
     config = service_account_config(sim, start_date="2025-04-01", end_date="2025-04-01")
     catalog = catalog_for(tmp_path, config, ["export"])

@@ -1,5 +1,7 @@
-"""Mixpanel's export body, line by line: one reader for the body check (every line, before any record goes out)
-and the decoder (the records), so both judge a line the same way.
+"""Mixpanel's export body, line by line, read the same way by the body check and by the decoder.
+
+The body check reads every line before any record goes out; the decoder reads the records; one reader means
+both judge a line the same way.
 
 Python because no manifest decoder rejoins records split over lines, tells a body that broke off from one that
 ended, or fails on a line that is not an event (JsonlDecoder logs and skips it).

@@ -1,6 +1,7 @@
-"""What an export run knows beyond its windows: which days the last run read and when (so that re-read days give
-only what Mixpanel received since), when this run reads them (saved beside the cursor), how the project stores
-`time`, and each event's dedup key.
+"""What an export run knows beyond its windows: the saved read, late events, how `time` is stored, the dedup key.
+
+Which days the last run read and when (so that re-read days give only what Mixpanel received since), when this run
+reads them (saved beside the cursor), how the project stores `time`, and each event's dedup key.
 
 Python because a manifest cursor keeps one value per stream and a decoder never sees the saved state.
 """
@@ -73,7 +74,9 @@ def _parse_iso(text: Any) -> Optional[float]:
 
 
 class ProjectClock:
-    """A project's timezone as offsets, cached per quarter hour (every timezone changes its offset on one)."""
+    """A project's timezone as offsets, cached per quarter hour (every timezone changes its offset on one).
+
+    Python because the manifest's time handling works per stream slice, not per event of a legacy project."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -109,7 +112,9 @@ class ProjectClock:
 
 
 class ExportRun:
-    """One run of the export stream: the saved read (days and when), this run's read, and how times are stored."""
+    """One run of the export stream: the saved read (days and when), this run's read, and how times are stored.
+
+    Python because a manifest cursor keeps one value per stream and a decoder never sees the saved state."""
 
     def __init__(self, config: Mapping[str, Any], saved_state: Optional[Mapping[str, Any]], incremental: bool) -> None:
         self.clock = ProjectClock(config.get("project_timezone") or "US/Pacific")

@@ -1,11 +1,12 @@
-"""config.py takes every type, bound, choice, pattern and unique list from the spec: none is restated in Python."""
+"""config_spec.py: config.py takes every type, bound, choice, pattern and unique list from the spec: none is restated in Python."""
 
 import copy
 
 import pytest
 
 from source_mixpanel import config as config_module
-from source_mixpanel.config import SENTENCES, InvalidConfig, spec_properties, validate_config
+from source_mixpanel.config import InvalidConfig, validate_config
+from source_mixpanel.config_spec import SENTENCES, spec_properties
 
 GOOD = {"credentials": {"option_title": "Service Account", "username": "reader", "secret": "s3cr3t", "project_id": 42}}
 
@@ -66,3 +67,24 @@ def test_a_bound_changed_in_the_spec_changes_the_check_and_its_sentence(monkeypa
 def test_credentials_follow_the_spec_of_their_method(field, value, message):
     with pytest.raises(InvalidConfig, match=f"^{message}: "):
         validate_config({"credentials": {**GOOD["credentials"], field: value}})
+
+
+def test_several_problems_report_the_first_in_the_spec_order():
+    with pytest.raises(InvalidConfig, match=r"^start_date \"2025-02-30\" is not a date"):
+        validate_config({**GOOD, "num_workers": 0, "start_date": "2025-02-30"})  # start_date comes first in the spec
+
+
+@pytest.mark.parametrize("config, message", [
+    # The manifest's migration puts a top-level api_secret over the one in credentials: that is the one checked.
+    ({"credentials": {"option_title": "Project Secret", "api_secret": "ok"}, "api_secret": ""}, "credentials.api_secret is empty"),
+    ({"credentials": {**GOOD["credentials"], "project_id": "\u00b2"}}, 'credentials.project_id "\u00b2" is not a project ID'),
+    ({"credentials": {**GOOD["credentials"], "username": "reader\ud800"}}, "credentials.username is not valid text"),
+])
+def test_credentials_are_checked_as_the_connector_will_use_them(config, message):
+    with pytest.raises(InvalidConfig) as raised:
+        validate_config(config)
+    assert str(raised.value).startswith(message)
+
+
+def test_a_top_level_secret_before_4x_passes_over_an_empty_one_in_credentials():
+    validate_config({"credentials": {"option_title": "Project Secret", "api_secret": ""}, "api_secret": "abc"})

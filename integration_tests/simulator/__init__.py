@@ -15,3 +15,6 @@ from .core import MixpanelSimulator
 from .events import EVENT_NAMES
 from .profiles import GROUP_KEYS
 from .reports import FUNNELS_BOOKMARK, INSIGHTS_REPORTS
+
+__all__ = ["API_SECRET", "EVENT_NAMES", "FUNNELS_BOOKMARK", "GROUP_KEYS", "INSIGHTS_REPORTS", "PROJECT_ID", "SA_SECRET",
+           "SA_USERNAME", "SWITCHES", "MixpanelSimulator", "_switch"]
