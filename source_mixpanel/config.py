@@ -95,7 +95,8 @@ def parse_day(name: str, value: Any) -> Optional[datetime.date]:
         return None
     match = _DAY.match(value) if isinstance(value, str) else None
     try:
-        return datetime.date(*(int(part) for part in match.groups())) if match else None
+        if match:
+            return datetime.date(*(int(part) for part in match.groups()))
     except ValueError:  # 2025-02-30: the pattern's shape, but no day of the calendar
         pass
     raise InvalidConfig(NOT_A_DATE(name, value, {}, None))

@@ -5,7 +5,7 @@ import copy
 import pytest
 
 from source_mixpanel import config as config_module
-from source_mixpanel.config import InvalidConfig, validate_config
+from source_mixpanel.config import InvalidConfig, parse_day, validate_config
 from source_mixpanel.config_spec import SENTENCES, spec_properties
 
 GOOD = {"credentials": {"option_title": "Service Account", "username": "reader", "secret": "s3cr3t", "project_id": 42}}
@@ -88,3 +88,9 @@ def test_credentials_are_checked_as_the_connector_will_use_them(config, message)
 
 def test_a_top_level_secret_before_4x_passes_over_an_empty_one_in_credentials():
     validate_config({"credentials": {"option_title": "Project Secret", "api_secret": ""}, "api_secret": "abc"})
+
+
+@pytest.mark.parametrize("value", ["soon", "2025-02-30", 20250101])
+def test_a_day_that_is_not_one_is_refused_even_where_the_spec_pattern_let_it_by(value):
+    with pytest.raises(InvalidConfig, match=r"^start_date .* is not a date"):
+        parse_day("start_date", value)
