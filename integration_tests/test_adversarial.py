@@ -6,9 +6,12 @@ misleading message.
 
 import datetime as dt
 import json
+import os
 import resource
 import signal
+import threading
 from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -377,6 +380,80 @@ def test_an_unknown_stream_in_the_catalog_is_named(tmp_path, sim):
     run = run_connector(tmp_path, "read", config, catalog=catalog)
     (error,) = run.errors
     assert error["failure_type"] == "config_error" and "(exports)" in error["message"] and run.returncode == 1
+
+
+# ------------------------------------------------------------------ 16. credentials never travel in clear text
+class _CapturingProxy(BaseHTTPRequestHandler):
+    """An HTTP proxy on loopback that writes down every request the connector sends it, and refuses it (401)."""
+
+    seen: list = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.seen.append((self.requestline, self.headers.get("Authorization")))
+        self.send_response(401)
+        self.end_headers()
+
+    do_POST = do_GET
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_plain_http_to_a_host_other_than_loopback_is_refused_before_any_request(tmp_path, sim):
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _CapturingProxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    # Every request for a host other than loopback goes to the proxy: none may leave the machine, and none may be sent.
+    address = f"http://127.0.0.1:{proxy.server_port}"
+    env = {**os.environ, "HTTP_PROXY": address, "HTTPS_PROXY": address, "NO_PROXY": "", "http_proxy": address,
+           "https_proxy": address, "no_proxy": ""}
+    config = service_account_config(sim, start_date="2025-04-01", end_date="2025-04-01",
+                                    base_url="http://mixpanel.example", export_base_url="http://data.mixpanel.example")
+    sentence = ('base_url "http://mixpanel.example" would send the Mixpanel credentials unencrypted: use https:// in '
+                'place of http:// (plain http is taken only for localhost, 127.0.0.0/8 and ::1).')
+    try:
+        check = run_connector(tmp_path, "check", config, env=env)
+        assert [m["connectionStatus"] for m in check.of_type("CONNECTION_STATUS")] == [{"status": "FAILED", "message": sentence}]
+        for command in ("discover", "read"):
+            run = run_connector(tmp_path, command, config, catalog=EXPORT_CATALOG if command == "read" else None, env=env)
+            assert [(e["failure_type"], e["message"]) for e in run.errors] == [("config_error", sentence)]
+            assert run.returncode == 1 and "Traceback" not in run.stderr
+    finally:
+        proxy.shutdown()
+    assert _CapturingProxy.seen == []
+    # Loopback by name, as the simulator runs: plain http is taken.
+    local = service_account_config(sim, base_url=sim.url.replace("127.0.0.1", "localhost"))
+    (status,) = [m["connectionStatus"] for m in run_connector(tmp_path, "check", local).of_type("CONNECTION_STATUS")]
+    assert status == {"status": "SUCCEEDED"}
+
+
+# ------------------------------------------------------------------ 17. values that passed validation and then crashed
+EXPORT_CATALOG = {"streams": [{"stream": {"name": "export", "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+                               "sync_mode": "full_refresh", "destination_sync_mode": "append"}]}
+
+
+@pytest.mark.parametrize("change, command, sentence", [
+    # zoneinfo, which the export uses, knows a zone only as the tz database spells it (pytz knew it in any case).
+    ({"project_timezone": "utc"}, "check", 'project_timezone "utc" is not a timezone as written (names are '
+                                           'case-sensitive): use UTC.'),
+    ({"project_timezone": "us/pacific"}, "discover", 'project_timezone "us/pacific" is not a timezone as written '
+                                                     '(names are case-sensitive): use US/Pacific.'),
+    ({"project_timezone": "Europe/berlin"}, "read", 'project_timezone "Europe/berlin" is not a timezone as written '
+                                                    '(names are case-sensitive): use Europe/Berlin.'),
+    ({"event_time_storage": None}, "read", "event_time_storage null is not a choice: use detect, utc (projects "
+                                           "created since 2023) or project_timezone (before 2023)."),
+    ({"base_url": "{url}\t"}, "discover", "base_url holds a space, tab, line break or other invisible character: remove it."),
+    ({"export_base_url": "{url}\n"}, "read", "export_base_url holds a space, tab, line break or other invisible "
+                                             "character: remove it."),
+])
+def test_a_value_the_connector_cannot_use_is_one_sentence_in_every_command(tmp_path, sim, change, command, sentence):
+    change = {name: value.format(url=sim.url) if isinstance(value, str) else value for name, value in change.items()}
+    config = {**service_account_config(sim, start_date="2025-04-01", end_date="2025-04-01"), **change}
+    run = run_connector(tmp_path, command, config, catalog=EXPORT_CATALOG if command == "read" else None)
+    if command == "check":
+        assert [m["connectionStatus"] for m in run.of_type("CONNECTION_STATUS")] == [{"status": "FAILED", "message": sentence}]
+    else:
+        assert [(e["failure_type"], e["message"]) for e in run.errors] == [("config_error", sentence)]
+    assert "Traceback" not in run.stderr and not sim.requests
 
 
 @pytest.fixture(scope="module")
