@@ -26,6 +26,12 @@ def catalog_for(tmp_path, config, streams, sync_mode="incremental"):
     return configured_catalog(catalog_message["catalog"], streams, sync_mode)
 
 
+def bare_catalog(*streams):
+    """A configured catalog without discover: the name is all a read needs of a stream."""
+    return {"streams": [{"stream": {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+                         "sync_mode": "full_refresh", "destination_sync_mode": "append"} for name in streams]}
+
+
 def read(tmp_path, sim, config, streams, state=None, **popen):
     catalog = catalog_for(tmp_path, config, streams)
     sim.reset_log()
@@ -414,7 +420,7 @@ def test_plain_http_to_a_host_other_than_loopback_is_refused_before_any_request(
         check = run_connector(tmp_path, "check", config, env=env)
         assert [m["connectionStatus"] for m in check.of_type("CONNECTION_STATUS")] == [{"status": "FAILED", "message": sentence}]
         for command in ("discover", "read"):
-            run = run_connector(tmp_path, command, config, catalog=EXPORT_CATALOG if command == "read" else None, env=env)
+            run = run_connector(tmp_path, command, config, catalog=bare_catalog("export") if command == "read" else None, env=env)
             assert [(e["failure_type"], e["message"]) for e in run.errors] == [("config_error", sentence)]
             assert run.returncode == 1 and "Traceback" not in run.stderr
     finally:
@@ -427,10 +433,6 @@ def test_plain_http_to_a_host_other_than_loopback_is_refused_before_any_request(
 
 
 # ------------------------------------------------------------------ 17. values that passed validation and then crashed
-EXPORT_CATALOG = {"streams": [{"stream": {"name": "export", "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
-                               "sync_mode": "full_refresh", "destination_sync_mode": "append"}]}
-
-
 @pytest.mark.parametrize("change, command, sentence", [
     # zoneinfo, which the export uses, knows a zone only as the tz database spells it (pytz knew it in any case).
     ({"project_timezone": "utc"}, "check", 'project_timezone "utc" is not a timezone as written (names are '
@@ -448,12 +450,26 @@ EXPORT_CATALOG = {"streams": [{"stream": {"name": "export", "json_schema": {}, "
 def test_a_value_the_connector_cannot_use_is_one_sentence_in_every_command(tmp_path, sim, change, command, sentence):
     change = {name: value.format(url=sim.url) if isinstance(value, str) else value for name, value in change.items()}
     config = {**service_account_config(sim, start_date="2025-04-01", end_date="2025-04-01"), **change}
-    run = run_connector(tmp_path, command, config, catalog=EXPORT_CATALOG if command == "read" else None)
+    run = run_connector(tmp_path, command, config, catalog=bare_catalog("export") if command == "read" else None)
     if command == "check":
         assert [m["connectionStatus"] for m in run.of_type("CONNECTION_STATUS")] == [{"status": "FAILED", "message": sentence}]
     else:
         assert [(e["failure_type"], e["message"]) for e in run.errors] == [("config_error", sentence)]
     assert "Traceback" not in run.stderr and not sim.requests
+
+
+def test_a_budget_spent_during_read_start_discovery_ends_every_stream_incomplete(tmp_path):
+    streams = ["export", "engage"]
+    with MixpanelSimulator(rate_limits=True, rate_window_seconds=1) as limited:
+        limited.spend_budget(3600)  # another client has spent the hour: the connector gives up after two windows
+        config = service_account_config(limited, start_date="2025-04-01", end_date="2025-04-01", rate_limit_window_seconds=1)
+        run = run_connector(tmp_path, "read", config, catalog=bare_catalog(*streams))
+        asked = {request["path"] for request in limited.requests}
+    assert {stream: run.stream_statuses(stream) for stream in streams} == dict.fromkeys(streams, ["INCOMPLETE"])
+    (error,) = run.errors
+    assert error["failure_type"] == "transient_error" and "\n" not in error["message"]
+    assert error["message"].startswith("Mixpanel kept refusing query requests for ")
+    assert asked == {"/api/query/events/properties/top"} and not run.records  # discovery only: no window was read
 
 
 @pytest.fixture(scope="module")
