@@ -353,8 +353,10 @@ def test_a_refused_window_is_a_config_error_at_once_in_mixpanels_words(tmp_path,
 
 
 # ------------------------------------------------------------------ 14-15. secrets and small things
-def test_credentials_in_a_base_url_are_refused_and_never_printed(tmp_path, sim):
-    config = service_account_config(sim, base_url=f"http://proxy-user:{SECRET_VALUE}@127.0.0.1:1")
+@pytest.mark.parametrize("base_url", [f"http://proxy-user:{SECRET_VALUE}@127.0.0.1:1",
+                                      f"https://proxy-user:{SECRET_VALUE}@proxy.example:port"])  # a port that is no number
+def test_credentials_in_a_base_url_are_refused_and_never_printed(tmp_path, sim, base_url):
+    config = service_account_config(sim, base_url=base_url)
     for command in ("check", "discover"):
         run = run_connector(tmp_path, command, config, extra=["--debug"])
         assert SECRET_VALUE not in run.stdout + run.stderr

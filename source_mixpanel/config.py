@@ -134,16 +134,15 @@ def _base_url(name: str, value: Any, schema: Mapping[str, Any]) -> None:
         return
     if any(character.isspace() or not character.isprintable() for character in value):
         raise InvalidConfig(f"{name} holds a space, tab, line break or other invisible character: remove it.")
+    if "@" in value:  # user:password@host, the only place a base URL may hold one: never repeat it, parsed or not
+        raise InvalidConfig(f"{name} holds a user name or password (user:password@host): remove them; Mixpanel's "
+                            f"credentials go in credentials.")
     try:
         parts = urlsplit(value)
         valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path in ("", "/")
         valid = valid and not parts.query and not parts.fragment and (parts.port or 0) >= 0
-        with_credentials = bool(parts.username or parts.password)
-    except ValueError:  # a port that is not a number
-        valid = with_credentials = False
-    if with_credentials:  # never repeat the value: it holds a password
-        raise InvalidConfig(f"{name} holds a user name or password (user:password@host): remove them; Mixpanel's "
-                            f"credentials go in credentials.")
+    except ValueError:  # a port that is not a number, an IPv6 bracket left open
+        valid = False
     if not valid:
         raise InvalidConfig(NOT_A_BASE_URL(name, value, schema, None))
     if parts.scheme == "http" and not _is_loopback(parts.hostname):

@@ -120,6 +120,15 @@ GOOD = {"credentials": SERVICE_ACCOUNT, "start_date": "2025-01-01"}
             {"base_url": "https://proxy-user:hunter2@proxy.example.com"},
             "base_url holds a user name or password (user:password@host): remove them; Mixpanel's credentials go in credentials.",
         ),
+        # A password is never repeated, even where the rest of the URL does not parse.
+        (
+            {"base_url": "https://proxy-user:hunter2@proxy.example.com:port"},
+            "base_url holds a user name or password (user:password@host): remove them; Mixpanel's credentials go in credentials.",
+        ),
+        (
+            {"export_base_url": "http://proxy-user:hunter2@[::1"},
+            "export_base_url holds a user name or password (user:password@host): remove them; Mixpanel's credentials go in credentials.",
+        ),
         # Saved Insights reports and group keys: lists of Mixpanel's IDs, each once.
         (
             {"insights_reports": 12345},
