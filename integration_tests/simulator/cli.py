@@ -46,6 +46,8 @@ SWITCHES = {
     "engage_page_size_on_page_zero_only": "engage pages after the first omit page_size",
     "expire_next_sessions": "this many new engage sessions expire before their second page",
     "legacy_times": "a project created before 2023: days are local days of `timezone` and `time` is local wall time",
+    "imported_events": "a share of a day's events that reached Mixpanel hours after their time, as /import sends "
+                       'them ({"2025-04-02": {"share": 1, "hours": 10}})',
     "late_events": 'events of old days that reach Mixpanel when this is set ({"2025-04-02": 5}), for late arrivals',
 }
 CONTROL_PATHS = {

@@ -52,6 +52,7 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         "engage_page_size_on_page_zero_only": bool,
         "expire_next_sessions": int,
         "legacy_times": bool,
+        "imported_events": dict,
         "late_events": dict,
     }
 
@@ -92,6 +93,7 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         engage_page_size_on_page_zero_only: bool = False,
         expire_next_sessions: int = 0,
         legacy_times: bool = False,
+        imported_events=None,
         late_events=None,
     ):
         self.host = host
@@ -134,6 +136,8 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         # A project created before 2023: days are local days and `time` is the local wall time (true instants in
         # true_times). Late events: {day: count} events of that day that reach Mixpanel when the switch is set.
         self.legacy_times = legacy_times
+        # Imported events: {day: {"share": s, "hours": h}}: that share of the day's events reached Mixpanel h hours late.
+        self.imported_events = dict(imported_events or {})
         self.true_times: dict[str, int] = {}
         self._late_received: dict[str, tuple[int, int]] = {}
         self._answers: list[dict] = []
@@ -239,6 +243,11 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
                 if not isinstance(value, (list, tuple, set)):
                     raise ValueError(f"{name} must be a list")
                 value = set(value)
+            elif name == "imported_events":
+                try:
+                    value = {str(day): {"share": float(v["share"]), "hours": float(v["hours"])} for day, v in value.items()}
+                except (AttributeError, KeyError, TypeError, ValueError):
+                    raise ValueError(f'{name} must be an object of {{"share": S, "hours": H}} by day') from None
             elif kind is dict:
                 if not isinstance(value, dict):
                     raise ValueError(f"{name} must be an object")
