@@ -39,6 +39,9 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         "n_funnels": int,
         "n_cohorts": int,
         "n_groups": int,
+        "insights_odd_leaves": list,
+        "insights_without_dates": set,
+        "odd_group_ids": list,
         "rate_limits": bool,
         "rate_window_seconds": (int, float),
         "query_per_window": int,
@@ -80,6 +83,9 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         n_funnels: int = len(FUNNELS),
         n_cohorts: int = len(COHORTS),
         n_groups: int = GROUP_KEYS[1][1],
+        insights_odd_leaves=(),
+        insights_without_dates=(),
+        odd_group_ids=(),
         rate_limits: bool = False,
         rate_window_seconds: float = 3600,
         query_per_window: int = 60,
@@ -118,6 +124,10 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         self.n_funnels = n_funnels
         self.n_cohorts = n_cohorts
         self.n_groups = n_groups
+        # Odd answers of saved reports and group profiles: see insights_report() and group_profiles().
+        self.insights_odd_leaves = list(insights_odd_leaves)
+        self.insights_without_dates = set(insights_without_dates)
+        self.odd_group_ids = list(odd_group_ids)
         # Mixpanel's budgets (off unless rate_limits): see limits.py.
         self.rate_limits = rate_limits
         self.rate_window_seconds = rate_window_seconds
