@@ -186,7 +186,7 @@ def test_the_manifest_declares_the_families_and_the_config_sets_their_numbers():
     }
     for path, name in families.items():
         assert budget.family_of(requests.Request("GET", f"https://mixpanel.com{path}").prepare()).name == name
-    assert BudgetRetries(config={}, parameters={}, api_budget=budget).max_time == 3 * 120 + 900
+    assert BudgetRetries(config={}, parameters={}, api_budget=budget).max_time == 2.75 * 120  # the quiet deadline
 
 
 def test_the_plan_counts_requests_per_family_and_the_least_time_the_budget_allows():
