@@ -62,7 +62,7 @@ def retry_after(response: requests.Response, longest: float) -> Optional[float]:
 # whatever it logs. No wait ends later than this many windows (2 h 45 min) after the run's start or its last RECORD
 # or STATE: that leaves 15 minutes for the request that follows (a query silent for 5 min, an export for 10, is retried).
 QUIET_WINDOWS = 2.75
-_last_sign_of_life = 0.0
+_last_sign_of_life = float("-inf")  # none yet
 
 
 def sign_of_life() -> None:
@@ -232,10 +232,10 @@ class Family:
     def step_back(self, pause: float, what: str) -> None:
         """Sleeps the pause `refused` returned (its first line said it), with a line every heartbeat while it lasts."""
         until = time.monotonic() + pause
+        time.sleep(min(pause, self.heartbeat))
         while (left := until - time.monotonic()) > 0:
-            if left < pause - 1:
-                logger.info(f"Still waiting before {what} is sent again: {duration(left)} left, until {clock_after(left)} "
-                            f"(other clients' {self.name} requests are running).")
+            logger.info(f"Still waiting before {what} is sent again: {duration(left)} left, until {clock_after(left)} "
+                        f"(other clients' {self.name} requests are running).")
             time.sleep(min(left, self.heartbeat))
 
     def _refusal_wait(self, limit: str, now: float) -> float:
