@@ -31,11 +31,11 @@ def catalog_for(tmp_path, config, streams):
     return configured_catalog(catalog_message["catalog"], streams, "incremental")
 
 
-def read(tmp_path, sim, config, streams):
+def read(tmp_path, sim, config, streams, timeout=600):
     """Discover, then read in a fresh window (as if discover ran an hour earlier: its calls are Mixpanel's to count)."""
     catalog = catalog_for(tmp_path, config, streams)
     sim.reset_log()
-    return run_connector(tmp_path, "read", config, catalog=catalog, timeout=600)
+    return run_connector(tmp_path, "read", config, catalog=catalog, timeout=timeout)
 
 
 def days(first, last):
@@ -119,6 +119,60 @@ def test_a_budget_another_client_spent_for_one_and_a_half_windows_is_waited_out(
     assert refusals and all("61/60 queries running in the last hour" in line and ", until 20" in line for line in refusals)
 
 
+@pytest.mark.parametrize("nonsense", ["0", "Wed, 21 Oct 2015 07:28:00 GMT", "1e20", "999999999", "soon"])
+def test_a_retry_after_that_makes_no_sense_counts_as_absent(tmp_path, limited, nonsense):
+    """0 or a past date (a burst of retries), 1e20 (an overflow), 999999999 (31 years), garbage: the connector probes
+    at its own growing intervals, as without the header, and never waits past its give-up limit."""
+    config = limited_config(limited, start_date="2026-01-01", end_date="2026-01-03")
+    streams = ["revenue", "annotations"]
+    catalog = catalog_for(tmp_path, config, streams)
+    limited.reset_log()
+    # Mixpanel allows one query a window here: the second is refused until the first ages out of it.
+    with switched(limited, rate_retry_after=nonsense, query_per_window=1):
+        run = run_connector(tmp_path, "read", config, catalog=catalog, timeout=60)
+
+    assert {stream: run.stream_statuses(stream)[-1] for stream in streams} == dict.fromkeys(streams, "COMPLETE"), (
+        run.stdout[-3000:] + run.stderr[-3000:])
+    assert len(run.records_of("revenue")) == 3 and "Traceback" not in run.stdout + run.stderr
+    # The connector waits for its own first query to age out, as without the header: no burst, no long wait.
+    assert 1 <= limited.rate_report()["query"]["refused"]["hour"] <= 15  # 9 here without a Retry-After
+
+
+def test_a_5xx_retry_after_is_obeyed_only_where_it_makes_sense_and_every_wait_is_said(tmp_path, limited):
+    config = service_account_config(limited, start_date="2026-01-01", end_date="2026-01-03")
+    catalog = catalog_for(tmp_path, config, ["revenue"])
+    limited.reset_log()
+    for value in ("1e20", "2"):  # one answer each, in this order
+        limited.answer("/api/query/engage/revenue", {"error": "maintenance"}, status=503, times=1,
+                       headers={"Retry-After": value})
+    run = run_connector(tmp_path, "read", config, catalog=catalog, timeout=60)
+
+    assert run.stream_statuses("revenue")[-1] == "COMPLETE", run.stdout[-3000:] + run.stderr[-3000:]
+    assert len(run.records_of("revenue")) == 3 and len(limited.requests_to("/api/query/engage/revenue")) == 3
+    waits = [line for line in run.logs if line.startswith("Mixpanel answered GET /api/query/engage/revenue with 503")]
+    # 1e20 counts as absent: the connector's own 10 s (and the CDK's extra second); then the 2 s asked for.
+    assert len(waits) == 2 and ": waiting 11 s, until 20" in waits[0] and "Retry-After" not in waits[0]
+    assert ": waiting 3.0 s, until 20" in waits[1] and waits[1].endswith(", as its Retry-After asks, then sending it again.")
+
+
+def test_a_wait_that_would_leave_airbyte_without_a_record_too_long_fails_the_sync_at_once(tmp_path, limited):
+    """Airbyte stops a source silent (no RECORD nor STATE) for 3 h; the connector's waits end by 2.75 windows
+    (2 h 45 min, here 11 s) of silence, or it stops with a transient error that says why."""
+    config = limited_config(limited, start_date="2026-01-01", end_date="2026-01-03")
+    catalog = catalog_for(tmp_path, config, ["revenue"])
+    limited.reset_log()
+    limited.answer("/api/query/engage/revenue", {"error": "maintenance"}, status=503, times=3, headers={"Retry-After": "6"})
+    run = run_connector(tmp_path, "read", config, catalog=catalog, timeout=60)
+
+    assert run.returncode != 0 and run.records == [] and "COMPLETE" not in run.stream_statuses("revenue")
+    (stream_error, *_) = run.errors  # then the CDK's summary of the failed streams
+    assert stream_error["failure_type"] == "transient_error" and stream_error["message"] == (
+        "Mixpanel answered GET /api/query/engage/revenue with 503, and the connector has written no record or state for "
+        "so long that a wait of 7.0 s before sending it again would leave Airbyte without a sign of life for longer than "
+        "it allows; the connector stops here, and a sync run again later resumes from its last state.")
+    assert len(limited.requests_to("/api/query/engage/revenue")) == 2  # it did not wait a third time
+
+
 def test_a_budget_spent_beyond_two_windows_ends_in_a_transient_error_and_nothing_complete(tmp_path, limited):
     config = limited_config(limited, start_date="2026-01-01", end_date="2026-01-03")
     catalog = catalog_for(tmp_path, config, ["export", "engage", "funnels"])
@@ -154,10 +208,12 @@ def test_check_says_at_once_that_the_budget_is_spent_right_now(tmp_path, limited
     assert len(limited.requests) <= 3  # it did not wait the budget out
 
 
-def test_other_clients_running_queries_are_waited_for_in_seconds(tmp_path, limited):
+@pytest.mark.parametrize("retry_after", [False, "999999999"], ids=["no-retry-after", "absurd-retry-after"])
+def test_other_clients_running_queries_are_waited_for_in_seconds(tmp_path, limited, retry_after):
     config = limited_config(limited, start_date="2026-01-01", end_date="2026-01-03", num_workers=6)
-    with switched(limited, others_in_flight=3):  # other clients keep 3 of Mixpanel's 5 places busy
-        run = read(tmp_path, limited, config, ["cohort_members"])
+    # Other clients keep 3 of Mixpanel's 5 places busy; a Retry-After of 31 years counts as absent.
+    with switched(limited, others_in_flight=3, rate_retry_after=retry_after):
+        run = read(tmp_path, limited, config, ["cohort_members"], timeout=120)
     assert run.stream_statuses("cohort_members")[-1] == "COMPLETE", run.stdout[-3000:]
     assert len(run.records_of("cohort_members")) == sum(len(limited.cohort_members(c["id"])) for c in limited.cohorts())
     assert set(limited.rate_report()["query"]["refused"]) == {"concurrent"}

@@ -11,20 +11,35 @@ loop never sees it: a concurrency refusal makes that request step back for secon
 until the run's oldest request in the window ages out or, when another client spent the budget, probes with one
 request at growing intervals. Only when Mixpanel keeps refusing for longer than `patience` (two windows; a minute
 in `check`) does the request fail, with a transient error (BudgetSpent).
+
+Every wait, here or before a retry (MixpanelBackoff), is said at INFO, obeys Retry-After only where it makes sense
+(budget_family.retry_after), and ends by the run's quiet deadline: Airbyte stops a source that writes no RECORD or
+STATE for `maxSecondsBetweenMessages` (3 h), so a wait that would outlast it fails the sync with a transient error.
 """
 
+import logging
 import threading
 import time
 from dataclasses import InitVar, dataclass
-from typing import Any, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
 import requests
+from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.interpolation import InterpolatedString
 from airbyte_cdk.sources.streams.call_rate import APIBudget
-from airbyte_cdk.sources.streams.http.error_handlers import ErrorHandler
+from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel.budget_family import Family
+from source_mixpanel.budget_family import QUIET_WINDOWS, Family, clock_after, duration, quiet_deadline, retry_after
+
+logger = logging.getLogger("airbyte")
+
+
+def _number(value: Any, config: Mapping[str, Any]) -> Optional[float]:
+    """A number of the manifest, interpolated from the config when it is text."""
+    value = InterpolatedString.create(str(value), parameters={}).eval(config) if isinstance(value, str) else value
+    return float(value) if value not in (None, "") else None
 
 
 class RequestBudget(APIBudget):
@@ -42,15 +57,11 @@ class RequestBudget(APIBudget):
     @classmethod
     def from_manifest(cls, declared: Mapping[str, Any], config: Mapping[str, Any]) -> "RequestBudget":
         """The families of manifest.yaml's `request_budget`, with their numbers read from the config."""
-
-        def number(value: Any) -> Optional[float]:
-            value = InterpolatedString.create(str(value), parameters={}).eval(config) if isinstance(value, str) else value
-            return float(value) if value not in (None, "") else None
-
-        window = number(declared["window_seconds"])
+        window = _number(declared["window_seconds"], config)
         return cls([
-            Family(family["name"], family["paths"], int(number(family["per_window"])), window,
-                   per_second=number(family.get("per_second")), in_flight=number(family.get("in_flight")))
+            Family(family["name"], family["paths"], int(_number(family["per_window"], config)), window,
+                   per_second=_number(family.get("per_second"), config),
+                   in_flight=_number(family.get("in_flight"), config))
             for family in declared["families"]
         ])
 
@@ -96,7 +107,7 @@ class RequestBudget(APIBudget):
             attempt += 1
             pause = family.refused(response, what, attempt)
             response.close()
-            time.sleep(pause)
+            family.step_back(pause, what)
             family.acquire(what)
             response = response.connection.send(response.request, **send_kwargs)
         return response
@@ -121,10 +132,56 @@ class BudgetRetries(ErrorHandler):
 
     @property
     def max_time(self) -> int:
+        """No wait outlasts the quiet deadline (budget_family.QUIET_WINDOWS), so the retry loop need not either."""
         windows = [family.window for family in (self.api_budget.families if self.api_budget else [])]
-        return int(3 * max(windows, default=3600) + 900)
+        return int(QUIET_WINDOWS * max(windows, default=3600))
 
     def interpret_response(self, response_or_exception: Any = None) -> None:  # type: ignore[override]
         if isinstance(response_or_exception, Exception) and self.api_budget is not None:
             self.api_budget.ended_without_answer()
         return None
+
+
+@dataclass
+class MixpanelBackoff(BackoffStrategy):
+    """The wait before every retry the CDK makes (a 5xx, a timeout, a body that failed its check): the Retry-After
+    Mixpanel asks for where it makes sense, else `factor` seconds doubled each attempt; at most 5 minutes, said at
+    INFO (what, how long, until when), and never past the run's quiet deadline.
+
+    Python because the CDK's WaitTimeFromHeader takes any number (1e20 crashes, 0 bursts, 999999999 waits 31 years)
+    and neither it nor ExponentialBackoffStrategy says what it waits for or until when.
+    """
+
+    config: Mapping[str, Any]
+    parameters: InitVar[Mapping[str, Any]]
+    factor: Union[float, str] = 5
+    window_seconds: Union[float, str] = 3600
+
+    LONGEST = 299  # the CDK sleeps a second more: a wait never outlasts the 5 minutes between two lines
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self.factor = float(self.factor)
+        self.window = _number(self.window_seconds, self.config) or 3600
+        self._run_start = time.monotonic()
+
+    def backoff_time(self, response_or_exception: Any, attempt_count: int) -> Optional[float]:
+        request = getattr(response_or_exception, "request", None)
+        what = RequestBudget._what(request) if request is not None else "a request"
+        if isinstance(response_or_exception, requests.Response):
+            failed = f"Mixpanel answered {what} with {response_or_exception.status_code}"
+            asked = retry_after(response_or_exception, 2 * self.window)  # a run's give-up limit
+        else:
+            failed, asked = f"{what} failed ({type(response_or_exception).__name__})", None
+        wait = min(asked if asked is not None else self.factor * 2 ** attempt_count, self.LONGEST)
+        slept = wait + 1  # the CDK's extra second
+        if time.monotonic() + slept > quiet_deadline(self._run_start, self.window):
+            message = (f"{failed}, and the connector has written no record or state for so long that a wait of "
+                       f"{duration(slept)} before sending it again would leave Airbyte without a sign of life for "
+                       f"longer than it allows; the connector stops here, and a sync run again later resumes from its "
+                       f"last state.")
+            raise AirbyteTracedException(message=message, internal_message=message,
+                                         failure_type=FailureType.transient_error)
+        why = "" if asked is None else ", as its Retry-After asks" if asked <= self.LONGEST else (
+            f" (its Retry-After asks for {duration(asked)}; the connector tries again sooner)")
+        logger.info(f"{failed}: waiting {duration(slept)}, until {clock_after(slept)}{why}, then sending it again.")
+        return wait

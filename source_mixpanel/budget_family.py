@@ -44,16 +44,40 @@ def clock_after(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
 
 
-def _retry_after(response: requests.Response) -> Optional[float]:
+def retry_after(response: requests.Response, longest: float) -> Optional[float]:
+    """The seconds Mixpanel's Retry-After asks for, or None where it makes no sense to obey: not a number of seconds nor
+    an HTTP-date, under a second (0 or a past date: a burst of retries), or longer than `longest` (the give-up limit)."""
     value = (response.headers.get("Retry-After") or "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
     try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
+        if re.fullmatch(r"[0-9]{1,12}", value):
+            seconds = float(value)
+        else:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError, OverflowError, IndexError):
         return None
+    return seconds if 1 <= seconds <= longest else None
+
+
+# Airbyte stops a sync whose source writes no RECORD or STATE for maxSecondsBetweenMessages (metadata.yaml: 3 h),
+# whatever it logs. No wait ends later than this many windows (2 h 45 min) after the run's start or its last RECORD
+# or STATE: that leaves 15 minutes for the request that follows (a query silent for 5 min, an export for 10, is retried).
+QUIET_WINDOWS = 2.75
+_last_sign_of_life = float("-inf")  # none yet
+
+
+def sign_of_life() -> None:
+    """The run wrote a RECORD or STATE (run.RecordWriter): Airbyte sees it alive."""
+    global _last_sign_of_life
+    _last_sign_of_life = time.monotonic()
+
+
+def quiet_deadline(run_start: float, window: float) -> float:
+    """When a wait must have ended: QUIET_WINDOWS windows after the run's start or its last RECORD or STATE."""
+    return max(run_start, _last_sign_of_life) + QUIET_WINDOWS * window
+
+
+def quiet_for(run_start: float) -> float:
+    return time.monotonic() - max(run_start, _last_sign_of_life)
 
 
 def _refusal_text(response: requests.Response) -> str:
@@ -86,6 +110,7 @@ class Family:
         self.in_flight = int(in_flight) if in_flight else None
         self.patience = 2 * self.window
         self.heartbeat = max(5.0, min(300.0, self.window / 12))  # Airbyte wants a sign of life every few minutes
+        self._run_start = time.monotonic()  # the quiet clock's start, until the run writes a RECORD or STATE
         self._cond = threading.Condition()
         # One entry per request sent: when Mixpanel counted it at the latest (its answer, or the send while in flight).
         self._calls: List[List[float]] = []
@@ -174,7 +199,7 @@ class Family:
         """
         text = _refusal_text(response)
         limit = refused_limit(text)
-        retry_after = _retry_after(response)
+        asked = retry_after(response, self.patience)
         with self._cond:
             now = time.monotonic()
             self._release(threading.get_ident())
@@ -182,16 +207,19 @@ class Family:
                 self._refused_since, self._refusals = now, 0
             self._refusals += 1
             refused_for = now - self._refused_since
-            if refused_for > self.patience:
+            # Every wait ends by the give-up limit, and before Airbyte would think the run dead.
+            deadline = min(self._refused_since + self.patience, quiet_deadline(self._run_start, self.window))
+            if now >= deadline:
                 self._failure = self._give_up(refused_for, text)
                 self._cond.notify_all()
                 raise BudgetSpent(self._failure)
             if limit == "concurrent":  # other clients' queries: this request steps back for seconds
-                pause = retry_after if retry_after is not None else min(2.0 ** attempt, 30.0) * random.uniform(0.75, 1)
+                pause = asked if asked is not None else min(2.0 ** attempt, 30.0) * random.uniform(0.75, 1)
+                pause = min(pause, deadline - now)
             else:
                 pause = 0.0
-                wait = retry_after if retry_after is not None else self._refusal_wait(limit, now)
-                self._blocked_until = max(self._blocked_until, now + wait)
+                wait = asked if asked is not None else self._refusal_wait(limit, now)
+                self._blocked_until = max(self._blocked_until, min(now + wait, deadline))
                 self._blocked_why = f"Mixpanel refused {what}: {text}"
                 self._probe_due = True
                 self._announced_until, self._last_line = self._blocked_until, now
@@ -200,6 +228,15 @@ class Family:
         then = "then sends it again" if pause else f"then one request tests whether it accepts {self.name} requests again"
         logger.info(f"Mixpanel refused {what} (429: {text}): waiting {duration(wait)}, until {clock_after(wait)}, {then}.")
         return pause
+
+    def step_back(self, pause: float, what: str) -> None:
+        """Sleeps the pause `refused` returned (its first line said it), with a line every heartbeat while it lasts."""
+        until = time.monotonic() + pause
+        time.sleep(min(pause, self.heartbeat))
+        while (left := until - time.monotonic()) > 0:
+            logger.info(f"Still waiting before {what} is sent again: {duration(left)} left, until {clock_after(left)} "
+                        f"(other clients' {self.name} requests are running).")
+            time.sleep(min(left, self.heartbeat))
 
     def _refusal_wait(self, limit: str, now: float) -> float:
         if limit == "second":
@@ -214,6 +251,11 @@ class Family:
         if self.patience < self.window:  # check: tell the user now rather than wait
             return (f"Mixpanel's {self.name} budget for this project is spent right now ({text}): try again in a few "
                     f"minutes; a sync waits for it.")
+        if refused_for < self.patience:  # the quiet deadline came first
+            return (f"Mixpanel refused {self.name} requests ({text}) after the connector had written no record or state "
+                    f"for {duration(quiet_for(self._run_start))}: waiting on would leave Airbyte without a sign of life "
+                    f"for longer than it allows; the connector stops here, and a sync run again later resumes from its "
+                    f"last state.")
         return (f"Mixpanel kept refusing {self.name} requests for {duration(refused_for)} ({text}): another client is "
                 f"spending the project's budget of {self}; the connector stops here, and a sync run again later "
                 f"resumes from its last state.")

@@ -21,6 +21,7 @@ from airbyte_cdk.models import (
 from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_mixpanel.budget_family import sign_of_life
 from source_mixpanel.config import InvalidConfig, validate_config
 from source_mixpanel.source import SourceMixpanel
 
@@ -72,7 +73,8 @@ def message_to_string(message: AirbyteMessage) -> Union[str, bytes]:
 
 class RecordWriter:
     """Writes records to the binary stdout in batches, and every other message through the CDK's print buffer
-    after the records before it, so a STATE never overtakes the records it covers.
+    after the records before it, so a STATE never overtakes the records it covers. Each RECORD or STATE written is a
+    sign of life, which the budget's waits must not let age past Airbyte's limit (budget_family.quiet_deadline).
 
     Python because the CDK prints each message as text behind two locks of its print buffer: a record's bytes were
     decoded, copied and encoded again (about 3 us a record, and the buffer's growth in memory; README, Performance).
@@ -93,6 +95,8 @@ class RecordWriter:
         else:
             self.flush()
             print(f"{message}\n", end="")
+            if message.startswith(('{"type":"STATE"', '{"type":"RECORD"')):
+                sign_of_life()
 
     def flush(self) -> None:
         if not self._batch:
@@ -102,6 +106,7 @@ class RecordWriter:
             self._out.write(self._batch)
             self._out.flush()
         self._batch.clear()
+        sign_of_life()
 
 
 def _read_json(path: str, what: str, hint: str) -> Any:

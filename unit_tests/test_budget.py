@@ -12,8 +12,8 @@ import yaml
 from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel.budget import BudgetRetries, RequestBudget
-from source_mixpanel.budget_family import Family, duration, refused_limit
+from source_mixpanel.budget import BudgetRetries, MixpanelBackoff, RequestBudget
+from source_mixpanel.budget_family import QUIET_WINDOWS, Family, duration, refused_limit, retry_after
 from source_mixpanel.plan import least_time, plan_lines
 
 MANIFEST = yaml.safe_load((Path(__file__).parent.parent / "manifest.yaml").read_text())
@@ -135,6 +135,91 @@ def test_retry_after_is_honoured():
     assert time.monotonic() - started >= 0.9
 
 
+@pytest.mark.parametrize("value, seconds", [
+    ("30", 30.0), ("0", None), ("-5", None), ("0.5", None), ("soon", None), ("1e20", None), ("²", None), ("", None),
+    ("999999999", None), ("7201", None), ("Wed, 21 Oct 2015 07:28:00 GMT", None), ("Wed, 21 Oct 99999 07:28:00 GMT", None),
+])
+def test_a_retry_after_counts_only_where_it_makes_sense(value, seconds):
+    assert retry_after(refusal(retry_after=value), longest=7200) == seconds
+
+
+def test_a_retry_after_as_an_http_date_is_the_seconds_until_then():
+    soon = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 60))
+    assert 58 <= retry_after(refusal(retry_after=soon), longest=7200) <= 60
+
+
+def test_no_refusal_wait_runs_past_the_give_up_limit():
+    family = Family("query", ".", per_window=60, window=3600)
+    family.acquire("GET /a")
+    family.refused(refusal(retry_after=7000), "GET /a", attempt=1)  # asked for within the limit: obeyed
+    assert 6990 < family._blocked_until - time.monotonic() <= 7000
+    family = Family("query", ".", per_window=60, window=3600)
+    family._refused_since = time.monotonic() - 7100  # refused for most of the two windows already
+    family.refused(refusal(retry_after=7000), "GET /a", attempt=2)
+    assert family._blocked_until - time.monotonic() <= 100  # it ends when the patience does
+    concurrent = "Query rate limit exceeded for project_id: 1. 6/5 queries running concurrently and 2/60 queries running in the last hour."
+    assert family.refused(refusal(concurrent, retry_after=7000), "GET /a", attempt=1) <= 100
+
+
+def test_a_step_back_says_every_heartbeat_how_long_it_has_left(caplog):
+    family = Family("query", ".", per_window=60, window=3600)
+    family.heartbeat = 0.4
+    started = time.monotonic()
+    family.step_back(1.5, "GET /a")
+    assert time.monotonic() - started >= 1.5
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Still waiting before GET /a is sent again: ")]
+    assert len(lines) == 3 and all("left, until 20" in line for line in lines)
+
+
+def test_a_refusal_after_too_long_without_a_record_or_state_ends_the_run_with_a_transient_error():
+    family = Family("query", ".", per_window=60, window=3600)
+    family._run_start -= QUIET_WINDOWS * 3600  # no RECORD nor STATE since the run began, 2 h 45 min ago
+    family.acquire("GET /a")
+    with pytest.raises(AirbyteTracedException) as raised:
+        family.refused(refusal(), "GET /a", attempt=1)
+    assert raised.value.failure_type.value == "transient_error"
+    assert raised.value.message.startswith("Mixpanel refused query requests (Query rate limit exceeded for project_id: 1.")
+    assert "after the connector had written no record or state for 2 h 45 min: waiting on would leave" in raised.value.message
+
+
+def failure(status, retry_after=None):
+    response = refusal(retry_after=retry_after)
+    response.status_code = status
+    response.request = requests.Request("GET", "https://mixpanel.com/api/query/funnels?x=1").prepare()
+    return response
+
+
+def test_the_wait_before_a_retry_obeys_retry_after_within_bounds_and_says_it(caplog):
+    backoff = MixpanelBackoff(config={}, parameters={}, factor=5, window_seconds="{{ config.get('w') or 3600 }}")
+    assert backoff.backoff_time(failure(503, 90), attempt_count=1) == 90
+    assert backoff.backoff_time(failure(503, 7200), attempt_count=1) == 299  # 5 min between two lines at most
+    for nonsense in ("0", "1e20", "999999999", "soon"):  # the connector's own backoff
+        assert backoff.backoff_time(failure(503, nonsense), attempt_count=2) == 20
+    assert backoff.backoff_time(requests.ConnectionError("reset"), attempt_count=3) == 40
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("Mixpanel answered GET /api/query/funnels with 503: waiting 1 min 31 s, until 20")
+    assert lines[0].endswith(", as its Retry-After asks, then sending it again.")
+    assert "(its Retry-After asks for 2 h; the connector tries again sooner)" in lines[1]
+    assert lines[-1].startswith("a request failed (ConnectionError): waiting 41 s, until 20")
+
+
+def test_the_wait_before_a_retry_never_outlasts_the_quiet_deadline():
+    backoff = MixpanelBackoff(config={"w": 4}, parameters={}, factor=5, window_seconds="{{ config.get('w') or 3600 }}")
+    assert backoff.backoff_time(failure(503, 8), attempt_count=1) == 8  # ends within 2.75 windows (11 s) of the start
+    backoff._run_start -= 5  # the run began 5 s ago and wrote no RECORD nor STATE
+    with pytest.raises(AirbyteTracedException) as raised:
+        backoff.backoff_time(failure(503, 8), attempt_count=1)
+    assert raised.value.failure_type.value == "transient_error" and "no record or state" in raised.value.message
+
+
+def test_no_wait_leaves_airbyte_without_a_record_or_state_as_long_as_the_metadata_allows():
+    allowed = yaml.safe_load((Path(__file__).parent.parent / "metadata.yaml").read_text())["data"]["maxSecondsBetweenMessages"]
+    longest_wait = QUIET_WINDOWS * 3600  # every wait, whatever its source, ends by then
+    longest_silent_request = max(MANIFEST["definitions"]["query_requester"]["read_timeout_in_seconds"],
+                                 MANIFEST["definitions"]["export_requester"]["read_timeout_in_seconds"])
+    assert longest_wait + longest_silent_request < allowed  # a failed request then meets the deadline: it stops
+
+
 def test_a_concurrency_refusal_sets_back_only_that_request():
     family = Family("query", ".", per_window=60, window=3600)
     family.acquire("GET /a")
@@ -186,7 +271,7 @@ def test_the_manifest_declares_the_families_and_the_config_sets_their_numbers():
     }
     for path, name in families.items():
         assert budget.family_of(requests.Request("GET", f"https://mixpanel.com{path}").prepare()).name == name
-    assert BudgetRetries(config={}, parameters={}, api_budget=budget).max_time == 3 * 120 + 900
+    assert BudgetRetries(config={}, parameters={}, api_budget=budget).max_time == 2.75 * 120  # the quiet deadline
 
 
 def test_the_plan_counts_requests_per_family_and_the_least_time_the_budget_allows():

@@ -21,7 +21,7 @@ class Limits:
     """Mixpanel's budgets (a mixin of MixpanelSimulator): a moving window per family of endpoints (query 60, export 60;
     rate_window_seconds shortens Mixpanel's hour for tests), queries in flight (5), exports per second (3), and a
     budget "spent by another client" (spend_budget). Over a limit it answers 429 with Mixpanel's body, with
-    Retry-After when rate_retry_after is on. Refused requests do not count against the window."""
+    Retry-After when rate_retry_after is on (the true seconds, or a text it holds, sent as it is). Refused requests do not count against the window."""
 
     def spend_budget(self, seconds: float, families=("query", "export")) -> None:
         """Another client has spent these families' hourly budgets for the next `seconds`."""
@@ -70,7 +70,8 @@ class Limits:
         else:
             message = (f"Query rate limit exceeded for project_id: {PROJECT_ID}. {in_flight + 1}/{concurrent} queries "
                        f"running concurrently and {in_hour}/{per_window} queries running in the last hour.")
-        headers = {"Retry-After": str(max(1, math.ceil(wait)))} if self.rate_retry_after else {}
+        retry_after = self.rate_retry_after if isinstance(self.rate_retry_after, str) else str(max(1, math.ceil(wait)))
+        headers = {"Retry-After": retry_after} if self.rate_retry_after is not False else {}
         raise ApiError(429, message, headers=headers, body={"request": entry["path"], "error": message})
 
     def release(self, entry: dict) -> None:
