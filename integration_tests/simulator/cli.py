@@ -47,6 +47,8 @@ SWITCHES = {
     "expire_next_sessions": "this many new engage sessions expire before their second page",
     "legacy_times": "a project created before 2023: days are local days of `timezone` and `time` is local wall time",
     "late_events": 'events of old days that reach Mixpanel when this is set ({"2025-04-02": 5}), for late arrivals',
+    "late_received_ago": "seconds before late_events is set that its events reached Mixpanel (shown in the export from then)",
+    "date_ahead": "seconds the Date header runs ahead of the clock that stamps mp_processing_time_ms",
 }
 CONTROL_PATHS = {
     "GET /_sim/config": "every switch and its value",
