@@ -6,10 +6,14 @@ misleading message.
 
 import datetime as dt
 import json
+import os
 import resource
 import signal
+import threading
 from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import jsonschema
 import pytest
 
 from integration_tests.conftest import configured_catalog, run_connector, service_account_config, switched
@@ -21,6 +25,12 @@ SECRET_VALUE = "hunter2-proxy-password"
 def catalog_for(tmp_path, config, streams, sync_mode="incremental"):
     (catalog_message,) = run_connector(tmp_path, "discover", config).of_type("CATALOG")
     return configured_catalog(catalog_message["catalog"], streams, sync_mode)
+
+
+def bare_catalog(*streams):
+    """A configured catalog without discover: the name is all a read needs of a stream."""
+    return {"streams": [{"stream": {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+                         "sync_mode": "full_refresh", "destination_sync_mode": "append"} for name in streams]}
 
 
 def read(tmp_path, sim, config, streams, state=None, **popen):
@@ -76,6 +86,23 @@ def test_a_profile_seen_in_2099_does_not_stop_the_next_incremental_sync(tmp_path
     second = run_connector(tmp_path, "read", config, catalog=catalog_for(tmp_path, config, ["engage"]),
                            state=stream_state("engage", saved))
     assert second.stream_statuses("engage")[-1] == "COMPLETE" and second.records_of("engage")  # a request was sent
+
+
+def test_a_profile_id_keeps_its_integer_type_and_a_profile_without_one_fails_the_read(tmp_path, capped_small):
+    capped_small.extra_profiles = [{"$distinct_id": 4, "$properties": {"$email": "four@example.com"}}]
+    config = service_account_config(capped_small)
+    catalog = catalog_for(tmp_path, config, ["engage"])
+    run = run_connector(tmp_path, "read", config, catalog=catalog)
+    assert run.stream_statuses("engage")[-1] == "COMPLETE"
+    (four,) = [r for r in run.records_of("engage") if not isinstance(r["distinct_id"], str)]
+    assert four["distinct_id"] == 4 and four["email"] == "four@example.com" and len(run.records_of("engage")) == 451
+    jsonschema.validate(four, catalog["streams"][0]["stream"]["json_schema"])
+    capped_small.extra_profiles = [{"$properties": {"$email": "nobody@example.com"}}]
+    run = read(tmp_path, capped_small, service_account_config(capped_small), ["engage"])
+    assert run.returncode != 0 and run.stream_statuses("engage")[-1] == "INCOMPLETE"
+    (error, *_) = run.errors
+    assert error["message"].startswith("Mixpanel answered an engage profile without an id ($distinct_id): ")
+    assert all(isinstance(r["distinct_id"], (str, int)) for r in run.records_of("engage"))  # never a null key
 
 
 def test_a_saved_state_in_the_future_is_clamped_to_today_with_one_warning(tmp_path, sim):
@@ -344,8 +371,10 @@ def test_a_refused_window_is_a_config_error_at_once_in_mixpanels_words(tmp_path,
 
 
 # ------------------------------------------------------------------ 14-15. secrets and small things
-def test_credentials_in_a_base_url_are_refused_and_never_printed(tmp_path, sim):
-    config = service_account_config(sim, base_url=f"http://proxy-user:{SECRET_VALUE}@127.0.0.1:1")
+@pytest.mark.parametrize("base_url", [f"http://proxy-user:{SECRET_VALUE}@127.0.0.1:1",
+                                      f"https://proxy-user:{SECRET_VALUE}@proxy.example:port"])  # a port that is no number
+def test_credentials_in_a_base_url_are_refused_and_never_printed(tmp_path, sim, base_url):
+    config = service_account_config(sim, base_url=base_url)
     for command in ("check", "discover"):
         run = run_connector(tmp_path, command, config, extra=["--debug"])
         assert SECRET_VALUE not in run.stdout + run.stderr
@@ -377,6 +406,90 @@ def test_an_unknown_stream_in_the_catalog_is_named(tmp_path, sim):
     run = run_connector(tmp_path, "read", config, catalog=catalog)
     (error,) = run.errors
     assert error["failure_type"] == "config_error" and "(exports)" in error["message"] and run.returncode == 1
+
+
+# ------------------------------------------------------------------ 16. credentials never travel in clear text
+class _CapturingProxy(BaseHTTPRequestHandler):
+    """An HTTP proxy on loopback that writes down every request the connector sends it, and refuses it (401)."""
+
+    seen: list = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.seen.append((self.requestline, self.headers.get("Authorization")))
+        self.send_response(401)
+        self.end_headers()
+
+    do_POST = do_GET
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_plain_http_to_a_host_other_than_loopback_is_refused_before_any_request(tmp_path, sim):
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _CapturingProxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    # Every request for a host other than loopback goes to the proxy: none may leave the machine, and none may be sent.
+    address = f"http://127.0.0.1:{proxy.server_port}"
+    env = {**os.environ, "HTTP_PROXY": address, "HTTPS_PROXY": address, "NO_PROXY": "", "http_proxy": address,
+           "https_proxy": address, "no_proxy": ""}
+    config = service_account_config(sim, start_date="2025-04-01", end_date="2025-04-01",
+                                    base_url="http://mixpanel.example", export_base_url="http://data.mixpanel.example")
+    sentence = ('base_url "http://mixpanel.example" would send the Mixpanel credentials unencrypted: use https:// in '
+                'place of http:// (plain http is taken only for localhost, 127.0.0.0/8 and ::1).')
+    try:
+        check = run_connector(tmp_path, "check", config, env=env)
+        assert [m["connectionStatus"] for m in check.of_type("CONNECTION_STATUS")] == [{"status": "FAILED", "message": sentence}]
+        for command in ("discover", "read"):
+            run = run_connector(tmp_path, command, config, catalog=bare_catalog("export") if command == "read" else None, env=env)
+            assert [(e["failure_type"], e["message"]) for e in run.errors] == [("config_error", sentence)]
+            assert run.returncode == 1 and "Traceback" not in run.stderr
+    finally:
+        proxy.shutdown()
+    assert _CapturingProxy.seen == []
+    # Loopback by name, as the simulator runs: plain http is taken.
+    local = service_account_config(sim, base_url=sim.url.replace("127.0.0.1", "localhost"))
+    (status,) = [m["connectionStatus"] for m in run_connector(tmp_path, "check", local).of_type("CONNECTION_STATUS")]
+    assert status == {"status": "SUCCEEDED"}
+
+
+# ------------------------------------------------------------------ 17. values that passed validation and then crashed
+@pytest.mark.parametrize("change, command, sentence", [
+    # zoneinfo, which the export uses, knows a zone only as the tz database spells it (pytz knew it in any case).
+    ({"project_timezone": "utc"}, "check", 'project_timezone "utc" is not a timezone as written (names are '
+                                           'case-sensitive): use UTC.'),
+    ({"project_timezone": "us/pacific"}, "discover", 'project_timezone "us/pacific" is not a timezone as written '
+                                                     '(names are case-sensitive): use US/Pacific.'),
+    ({"project_timezone": "Europe/berlin"}, "read", 'project_timezone "Europe/berlin" is not a timezone as written '
+                                                    '(names are case-sensitive): use Europe/Berlin.'),
+    ({"event_time_storage": None}, "read", "event_time_storage null is not a choice: use detect, utc (projects "
+                                           "created since 2023) or project_timezone (before 2023)."),
+    ({"base_url": "{url}\t"}, "discover", "base_url holds a space, tab, line break or other invisible character: remove it."),
+    ({"export_base_url": "{url}\n"}, "read", "export_base_url holds a space, tab, line break or other invisible "
+                                             "character: remove it."),
+])
+def test_a_value_the_connector_cannot_use_is_one_sentence_in_every_command(tmp_path, sim, change, command, sentence):
+    change = {name: value.format(url=sim.url) if isinstance(value, str) else value for name, value in change.items()}
+    config = {**service_account_config(sim, start_date="2025-04-01", end_date="2025-04-01"), **change}
+    run = run_connector(tmp_path, command, config, catalog=bare_catalog("export") if command == "read" else None)
+    if command == "check":
+        assert [m["connectionStatus"] for m in run.of_type("CONNECTION_STATUS")] == [{"status": "FAILED", "message": sentence}]
+    else:
+        assert [(e["failure_type"], e["message"]) for e in run.errors] == [("config_error", sentence)]
+    assert "Traceback" not in run.stderr and not sim.requests
+
+
+def test_a_budget_spent_during_read_start_discovery_ends_every_stream_incomplete(tmp_path):
+    streams = ["export", "engage"]
+    with MixpanelSimulator(rate_limits=True, rate_window_seconds=1) as limited:
+        limited.spend_budget(3600)  # another client has spent the hour: the connector gives up after two windows
+        config = service_account_config(limited, start_date="2025-04-01", end_date="2025-04-01", rate_limit_window_seconds=1)
+        run = run_connector(tmp_path, "read", config, catalog=bare_catalog(*streams))
+        asked = {request["path"] for request in limited.requests}
+    assert {stream: run.stream_statuses(stream) for stream in streams} == dict.fromkeys(streams, ["INCOMPLETE"])
+    (error,) = run.errors
+    assert error["failure_type"] == "transient_error" and "\n" not in error["message"]
+    assert error["message"].startswith("Mixpanel kept refusing query requests for ")
+    assert asked == {"/api/query/events/properties/top"} and not run.records  # discovery only: no window was read
 
 
 @pytest.fixture(scope="module")

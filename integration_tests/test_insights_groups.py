@@ -166,3 +166,62 @@ def test_a_plan_without_insights_fails_that_stream_loudly(tmp_path, sim):
     assert run.stream_statuses("insights")[-1] == "INCOMPLETE" and not run.records_of("insights")
     assert {e["failure_type"] for e in run.errors if "402 Payment Required" in e["message"]} == {"config_error"}
     assert run.stream_statuses("annotations")[-1] == "COMPLETE"
+
+
+# ------------------------------------------------------------------ answers that do not fit the schema
+def failed_with(run, stream):
+    """The one error of this stream, once it ended INCOMPLETE and the sync failed."""
+    assert run.returncode != 0 and run.stream_statuses(stream)[-1] == "INCOMPLETE"
+    (error,) = [e for e in run.errors if e.get("stream_descriptor", {}).get("name") == stream]
+    assert error["failure_type"] == "system_error" and "Traceback" not in error["message"]
+    return error["message"]
+
+
+FIRST_DAY = "2024-01-01T00:00:00+00:00"  # the simulator's first date key
+
+
+@pytest.mark.parametrize("leaves, says", [
+    (["12", [1, 2], True, "NaN", 7], f'Insights report 61001 holds "12" (text) at Logged in › {FIRST_DAY} where a number or null belongs'),
+    ([{"value": 5}], f"Insights report 61001 holds a value at Logged in › {FIRST_DAY} › value, whose last key is not a date or all"),
+])
+def test_a_report_holding_what_is_no_number_fails_whole_and_the_others_land(tmp_path, sim, leaves, says):
+    with switched(sim, insights_odd_leaves=leaves):
+        run, schemas = read(tmp_path, sim, service_account_config(sim, insights_reports=[61001, 61002]), ["insights"])
+    message = failed_with(run, "insights")
+    assert message.startswith(says + ":") and "insights_reports" in message and message.count(". ") == 0
+    records = run.records_of("insights")
+    assert Counter(map(numbers, records)) == truth(sim, [61002])  # none of 61001, all of the other report
+    for record in records:
+        jsonschema.validate(record, schemas["insights"])
+
+
+def test_a_report_whose_numbers_have_no_date_fails_whole(tmp_path, sim):
+    with switched(sim, insights_without_dates={61004}):  # metric -> currency -> number
+        run, _ = read(tmp_path, sim, service_account_config(sim, insights_reports=[61004, 61002]), ["insights"])
+    message = failed_with(run, "insights")
+    assert message.startswith("Insights report 61004 holds a value at Purchase › EUR, whose last key is not a date or all:")
+    assert Counter(map(numbers, run.records_of("insights"))) == truth(sim, [61002])
+
+
+def test_a_group_profile_without_an_id_fails_its_group_key(tmp_path, sim):
+    with switched(sim, odd_group_ids=[None, None]):
+        run, _ = read(tmp_path, sim, service_account_config(sim, group_keys=[1, 2]), ["groups"])
+    message = failed_with(run, "groups")
+    assert message.startswith("Mixpanel answered a group profile of group key 2 without an id ($distinct_id):")
+    assert message.count(". ") == 0
+    records = run.records_of("groups")
+    assert all(isinstance(r["group_id"], str) for r in records)  # never a null key
+    assert {(r["data_group_id"], r["group_id"]) for r in records if r["data_group_id"] == 1} == set(expected_groups(sim, [1]))
+
+
+def test_integer_group_ids_keep_their_type(tmp_path, sim):
+    with switched(sim, odd_group_ids=[4, 17]):
+        run, schemas = read(tmp_path, sim, service_account_config(sim, group_keys=[2]), ["groups"])
+        expected = expected_groups(sim, [2])
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stream_statuses("groups")[-1] == "COMPLETE"
+    records = run.records_of("groups")
+    assert {(r["data_group_id"], r["group_id"]): r for r in records} == expected and len(records) == 40
+    assert sorted(r["group_id"] for r in records if not isinstance(r["group_id"], str)) == [4, 17]
+    for record in records:
+        jsonschema.validate(record, schemas["groups"])

@@ -4,11 +4,14 @@ Python because the manifest cannot say it: in airbyte-cdk 7.39 the CDK's Predica
 ValueError surfaces as a system_error, and a bad num_workers crashes before spec validation. It runs in the entry point.
 Types, bounds, choices, patterns and unique lists are the spec's (manifest.yaml), checked and worded in config_spec.py.
 This module adds what a JSON schema cannot state, field by field in the spec's order (OWN_RULES): real calendar dates
-from 1970, an end on or after the start, a known timezone, a base URL's shape, and the shapes credentials have had.
+from 1970, an end on or after the start, a timezone spelled as zoneinfo spells it, a base URL's shape (https but to
+loopback), and the shapes credentials have had.
 """
 
 import datetime
+import ipaddress
 import re
+import zoneinfo
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
@@ -110,26 +113,41 @@ def _calendar_day(name: str, value: Any, schema: Mapping[str, Any]) -> None:
 
 def _known_timezone(name: str, value: Any, schema: Mapping[str, Any]) -> None:
     try:
-        pytz.timezone(value)
-    except pytz.UnknownTimeZoneError:
+        canonical = pytz.timezone(value).zone  # pytz finds "us/pacific" too; zoneinfo, used for the export, does not
+        zoneinfo.ZoneInfo(canonical)
+    except (pytz.UnknownTimeZoneError, zoneinfo.ZoneInfoNotFoundError):
         raise InvalidConfig(NOT_A_TIMEZONE(name, value, schema, None)) from None
+    if canonical != value:
+        raise InvalidConfig(f'{name} "{value}" is not a timezone as written (names are case-sensitive): use {canonical}.')
+
+
+def _is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1: the only hosts plain http may carry credentials to."""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost
+        return False
 
 
 def _base_url(name: str, value: Any, schema: Mapping[str, Any]) -> None:
     if value == "":
         return
+    if any(character.isspace() or not character.isprintable() for character in value):
+        raise InvalidConfig(f"{name} holds a space, tab, line break or other invisible character: remove it.")
+    if "@" in value:  # user:password@host, the only place a base URL may hold one: never repeat it, parsed or not
+        raise InvalidConfig(f"{name} holds a user name or password (user:password@host): remove them; Mixpanel's "
+                            f"credentials go in credentials.")
     try:
         parts = urlsplit(value)
         valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path in ("", "/")
         valid = valid and not parts.query and not parts.fragment and (parts.port or 0) >= 0
-        with_credentials = bool(parts.username or parts.password)
-    except ValueError:  # a port that is not a number
-        valid = with_credentials = False
-    if with_credentials:  # never repeat the value: it holds a password
-        raise InvalidConfig(f"{name} holds a user name or password (user:password@host): remove them; Mixpanel's "
-                            f"credentials go in credentials.")
+    except ValueError:  # a port that is not a number, an IPv6 bracket left open
+        valid = False
     if not valid:
         raise InvalidConfig(NOT_A_BASE_URL(name, value, schema, None))
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise InvalidConfig(f'{name} "{value}" would send the Mixpanel credentials unencrypted: use https:// in place of '
+                            f"http:// (plain http is taken only for localhost, 127.0.0.0/8 and ::1).")
 
 
 # The rules a field keeps beyond its spec, checked once its spec rules pass.
@@ -142,9 +160,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
     spec = spec_properties()
     _credentials(config, spec)
     for name, schema in spec.items():
-        value = config.get(name)
-        if name == "credentials" or value is None:
+        if name == "credentials" or name not in config:
             continue
+        value = config[name]  # null too: the spec takes no null, and the CDK's words for it are jsonschema's
         error = broken_rule(schema, value)
         if error is not None:
             raise InvalidConfig(SENTENCES[name](name, value, schema, error))

@@ -45,9 +45,10 @@ Sentence = Callable[[str, Any, Mapping[str, Any], jsonschema.ValidationError], s
 
 
 def _said(text: str) -> Sentence:
-    """The same sentence whatever rule broke; {name}, {value}, {shown} and {example} (the spec's first) fill in."""
+    """The same sentence whatever rule broke; {name}, {shown} (the value as JSON writes it) and {example} (the spec's
+    first) fill in."""
     return lambda name, value, schema, error: text.format(
-        name=name, value=value, shown=_shown(value), example=(schema.get("examples") or [""])[0])
+        name=name, shown=_shown(value), example=(schema.get("examples") or [""])[0])
 
 
 def _whole_number(unit: str) -> Sentence:
@@ -56,8 +57,7 @@ def _whole_number(unit: str) -> Sentence:
     def sentence(name: str, value: Any, schema: Mapping[str, Any], error: jsonschema.ValidationError) -> str:
         minimum, maximum = schema["minimum"], schema.get("maximum")
         wanted = f"from {minimum} to {maximum}" if maximum is not None else f"{minimum} or more"
-        shown = f'"{value}"' if isinstance(value, str) else value
-        return f"{name} {shown} is not a valid number of {unit}: use a whole number {wanted}."
+        return f"{name} {_shown(value)} is not a valid number of {unit}: use a whole number {wanted}."
 
     return sentence
 
@@ -67,7 +67,7 @@ def _choice(noun: str, notes: Optional[Mapping[str, str]] = None) -> Sentence:
 
     def sentence(name: str, value: Any, schema: Mapping[str, Any], error: jsonschema.ValidationError) -> str:
         choices = [f"{choice} ({notes[choice]})" if choice in (notes or {}) else str(choice) for choice in schema["enum"]]
-        return f'{name} "{value}" is not {noun}: use {", ".join(choices[:-1])} or {choices[-1]}.'
+        return f'{name} {_shown(value)} is not {noun}: use {", ".join(choices[:-1])} or {choices[-1]}.'
 
     return sentence
 
@@ -86,10 +86,10 @@ def _ids(what: str, where: str) -> Sentence:
     return sentence
 
 
-NOT_A_DATE = _said('{name} "{value}" is not a date: use YYYY-MM-DD (or YYYY-MM-DDTHH:MM:SSZ).')
-NOT_A_TIMEZONE = _said('{name} "{value}" is not a known timezone: use the IANA name shown in Mixpanel\'s Project '
+NOT_A_DATE = _said('{name} {shown} is not a date: use YYYY-MM-DD (or YYYY-MM-DDTHH:MM:SSZ).')
+NOT_A_TIMEZONE = _said('{name} {shown} is not a known timezone: use the IANA name shown in Mixpanel\'s Project '
                        'Settings, e.g. US/Pacific or UTC.')
-NOT_A_BASE_URL = _said('{name} "{value}" is not a base URL: use a scheme, host and optional port only, e.g. {example}.')
+NOT_A_BASE_URL = _said('{name} {shown} is not a base URL: use a scheme, host and optional port only, e.g. {example}.')
 TRUE_OR_FALSE = _said("{name} must be true or false.")
 
 # Every field of the spec but credentials (below), each with the words for a value that breaks its rules.

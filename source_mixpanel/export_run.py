@@ -32,8 +32,14 @@ logger = logging.getLogger("airbyte")
 MARGIN_MS = 3_600_000
 READ_KEYS = ("read_at", "read_from")  # the export state's keys for the last read, beside its cursor
 DEDUP_KEY = "dedup_key"  # the export's primary key: the column dedup_key() fills
-DETECTION_SAMPLE = 1000  # events of the first window that decide how the project stores `time`
+DETECTION_SAMPLE = 1000  # events of the first window that tell how the project stores `time`: enough to decide
+DETECTION_MINIMUM, DETECTION_AGREEMENT = 10, 0.8  # fewer events that tell, or less agreement, is unclear evidence
+# Mixpanel cannot receive an event before it happens: a reading that says so is impossible, beyond a clock difference.
+CLOCK_TOLERANCE = 300
+PROMPT_DELAY = 1800  # events received later than this under both readings (imports, backfills) do not tell
 STORAGE_CHOICES = {"utc": "UTC (projects created since 2023)", "project_timezone": "the project's timezone (projects created before 2023)"}
+DEFAULT_STORAGE = "utc"  # what 4.x assumed and the raw value Mixpanel sends; README, Event times, says why
+STORAGE_KEY = "time_storage"  # the decision, in the export state beside its cursor: made once, kept
 
 
 def dedup_key(event: Mapping[str, Any], seconds: float) -> str:
@@ -143,6 +149,11 @@ class ExportRun:
     def __init__(self, config: Mapping[str, Any], saved_state: Optional[Mapping[str, Any]], incremental: bool) -> None:
         self.clock = ProjectClock(config.get("project_timezone") or "US/Pacific")
         configured = config.get("event_time_storage") or "detect"
+        saved = (saved_state or {}).get(STORAGE_KEY) if incremental and configured == "detect" else None
+        self._unknown_saved_storage = saved  # a saved decision that is none of the choices: decide_storage says so
+        if isinstance(saved, str) and saved in STORAGE_CHOICES:
+            configured, self._unknown_saved_storage = saved, None  # an earlier sync decided: never detected again
+        self._kept = None if configured == "detect" else configured  # what the state carries: set or decided
         if configured == "detect" and self.clock.name.upper() in ("UTC", "ETC/UTC", "GMT", "ETC/GMT"):
             configured = "utc"  # both readings are the same instant: nothing to detect
         self.storage: Optional[str] = None if configured == "detect" else configured
@@ -213,54 +224,88 @@ class ExportRun:
         the cursor's day is read whole, else the saved read (a day counts as read at read_at only once a window
         that covers it, asked at read_at or later, is read whole). read_at is also at most the margin after the
         newest event this run saw Mixpanel receive (to the next second): whatever the clocks say, an event Mixpanel
-        receives after a run is never taken for one it delivered. A run that saw no such event claims nothing."""
+        receives after a run is never taken for one it delivered. A run that saw no such event claims nothing.
+        Beside the read: how the project stores `time` once that is set or decided."""
         with self._lock:
+            kept = {STORAGE_KEY: self._kept} if self._kept else {}
             finished = (self._first_request_ms is not None and self._read_through is not None
                         and isinstance(cursor_value, str) and cursor_value[:10] <= self._read_through)
             if not finished:
-                return dict(self._saved)
+                return {**self._saved, **kept}
             if self._newest_received_ms is None:
-                return {}
+                return kept
             read_at = min(self._first_request_ms, self._newest_received_ms + MARGIN_MS + 1000)
-            return {"read_at": _iso(read_at // 1000), "read_from": self._first_day}
+            return {"read_at": _iso(read_at // 1000), "read_from": self._first_day, **kept}
 
     # ------------------------------------------------------------------------------------------- time storage
     def decide_storage(self, spool: IO[bytes], window: str) -> None:
         """For `detect`: tells from the window's events how the project stores `time`, once, before any record is
-        emitted. Mixpanel receives an event shortly after it happens; a project that stores local wall times shows
-        that delay shifted by its UTC offset. While the offset is 0 both readings agree and nothing is decided."""
+        emitted; the state keeps the decision (`pointed_storage` says how one event tells). While the offset is 0
+        both readings agree, and while no event is out nothing depends on the decision: it waits for a later window."""
         if self.storage is not None:
             return
         with self._lock:
             if self.storage is not None:
                 return
-            delays, offsets, unknown = [], [], 0
-            for number, (_, event, _) in enumerate(events(spooled_lines(spool))):
+            if self._unknown_saved_storage is not None:
+                saved = json.dumps(self._unknown_saved_storage)[:40]
+                message = (f"The saved state of export holds {STORAGE_KEY} {saved}, which is neither utc nor "
+                           f"project_timezone: pass the state a sync emitted, or set event_time_storage.")
+                raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
+            told: Dict[str, List[Tuple[float, int]]] = {choice: [] for choice in STORAGE_CHOICES}
+            differing = unknown = 0
+            for _, event, _ in events(spooled_lines(spool)):
                 properties = event["properties"]
                 received, seconds = properties.get("mp_processing_time_ms"), unix_time(properties.get("time"))
-                if isinstance(received, (int, float)) and not isinstance(received, bool) and seconds is not None:
-                    delays.append(received / 1000 - seconds)
-                    offsets.append(self.clock.offset_at_utc(seconds))
-                elif seconds is not None and self.clock.offset_at_utc(seconds):
+                offset = 0 if seconds is None else self.clock.offset_at_utc(seconds)
+                if not offset:
+                    continue
+                if not isinstance(received, (int, float)) or isinstance(received, bool):
                     unknown += 1
-                if len(delays) >= DETECTION_SAMPLE or number >= 10 * DETECTION_SAMPLE:
-                    break
-            if not delays:
+                    continue
+                differing += 1
+                delay = received / 1000 - seconds
+                choice = pointed_storage(delay, offset)
+                if choice is not None:
+                    told[choice].append((delay, offset))
+                    if len(told["utc"]) + len(told["project_timezone"]) >= DETECTION_SAMPLE:
+                        break
+            if not differing:
                 if unknown:  # the two readings differ here and nothing tells which holds: never guess
                     message = (f"The export of {window} gives no mp_processing_time_ms to tell how the project stores "
                                f"event times: set event_time_storage to utc (projects created since 2023) or "
                                f"project_timezone (before 2023).")
                     raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
                 return
-            delay, offset = statistics.median(delays), statistics.median(offsets)
-            if offset == 0:
-                return
-            self.storage = "project_timezone" if abs(delay + offset) < abs(delay) else "utc"
-            as_utc, as_local = _hours(delay), _hours(delay + offset)
-            logger.info(f"Event times: this project stores them in {STORAGE_CHOICES[self.storage]}. In {window}, Mixpanel "
-                        f"received {len(delays):,} events a median of {as_utc if self.storage == 'utc' else as_local} "
-                        f"after their time read that way, against {as_local if self.storage == 'utc' else as_utc} read the "
-                        f"other way ({self.clock.name}, UTC{offset / 3600:+g}). Set event_time_storage to override.")
+            self._decide(told, differing, window)
+
+    def _decide(self, told: Mapping[str, List[Tuple[float, int]]], differing: int, window: str) -> None:
+        """The decision from the events that tell, logged with its evidence: the default when they are too few or
+        disagree, at WARN."""
+        choice = max(told, key=lambda name: len(told[name]))
+        agree, voters = len(told[choice]), sum(map(len, told.values()))
+        if voters < DETECTION_MINIMUM or agree < DETECTION_AGREEMENT * voters:
+            self.storage = self._kept = DEFAULT_STORAGE
+            logger.warning(
+                f"Event times: the events of {window} do not tell how the project stores them: {voters:,} of "
+                f"{differing:,} tell ({len(told['utc']):,} point to UTC, {len(told['project_timezone']):,} to "
+                f"{self.clock.name} time) where {DETECTION_MINIMUM} are needed, {DETECTION_AGREEMENT:.0%} of them "
+                f"agreeing; events received over {PROMPT_DELAY // 60} min after their time either way, as imported ones "
+                f"are, do not tell. The connector takes {STORAGE_CHOICES[DEFAULT_STORAGE]}, the default, and the state "
+                f"keeps it for later syncs: if the project was created before 2023, set event_time_storage to "
+                f"project_timezone and reset the export stream.")
+            return
+        self.storage = self._kept = choice
+        delay = statistics.median(delay for delay, _ in told[choice])
+        offset = statistics.median(offset for _, offset in told[choice])
+        delays = {"utc": delay, "project_timezone": delay + offset}
+        read = {"utc": "read as UTC", "project_timezone": f"read in {self.clock.name} time (UTC{offset / 3600:+g})"}
+        other = "project_timezone" if choice == "utc" else "utc"
+        logger.info(f"Event times: this project stores them in {STORAGE_CHOICES[choice]}, and the state keeps that for "
+                    f"later syncs. In {window}, {agree:,} of the {voters:,} events that tell point to it: Mixpanel "
+                    f"received them a median of {_after(delays[choice])} their time {read[choice]}, against "
+                    f"{_after(delays[other])} it {read[other]}. Events received over {PROMPT_DELAY // 60} min after "
+                    f"their time either way (imports) do not tell; set event_time_storage to override.")
 
     def true_time(self, seconds: float, received_ms: Any) -> float:
         """An event's `time` as the true instant."""
@@ -275,10 +320,25 @@ class ExportRun:
         return text if seconds is None else _iso(self.clock.to_local(seconds))
 
 
-def _hours(seconds: float) -> str:
-    sign = "-" if seconds < 0 else ""
+def pointed_storage(delay: float, offset: int) -> Optional[str]:
+    """How one event tells the storage, from Mixpanel's delay in receiving it with `time` read as UTC and the
+    project's UTC offset then (read as local time, the delay is `delay + offset`): a reading under which Mixpanel
+    received it before it happened is impossible; of two possible readings, the one under which it came within
+    PROMPT_DELAY is taken (the other makes it the offset late); an event late either way (an import) tells nothing."""
+    if not offset:
+        return None
+    smaller, larger = ("utc", "project_timezone") if offset > 0 else ("project_timezone", "utc")
+    earliest = min(delay, delay + offset)
+    if earliest + abs(offset) < -CLOCK_TOLERANCE:  # before its time either way: a device clock ahead
+        return None
+    if earliest < -CLOCK_TOLERANCE:
+        return larger
+    return smaller if earliest <= PROMPT_DELAY else None
+
+
+def _after(seconds: float) -> str:
     minutes = int(abs(seconds) // 60)
-    return f"{sign}{minutes // 60} h {minutes % 60:02d} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min {'before' if seconds < 0 else 'after'}"
 
 
 _current: List[ExportRun] = []

@@ -1,10 +1,13 @@
 """Engage profiles, a user's or a group's, flattened to one record each through their kind's rename map."""
 
+import json
 from dataclasses import InitVar, dataclass, field
 from typing import Any, Dict, Mapping, Optional
 
+from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.requesters.http_requester import HttpRequester
 from airbyte_cdk.sources.declarative.transformations.transformation import RecordTransformation
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel.discovery import property_names
 from source_mixpanel.properties import PropertyNames
@@ -33,5 +36,22 @@ class ProfileShape(RecordTransformation):
         identifier = record.pop("$distinct_id", None)
         # Group profiles come keyed by $distinct_id (the group's id); an answer keyed $group_id is read the same way.
         group_id = record.pop("$group_id", None) if self.kind == "group" else None
-        record[self.id_column] = identifier if identifier is not None else group_id
+        record[self.id_column] = _checked_id(identifier if identifier is not None else group_id, self.kind, stream_slice)
         self._names.shape(properties, record)
+
+
+def _checked_id(identifier: Any, kind: str, stream_slice: Optional[Mapping[str, Any]]) -> Any:
+    """The profile's id as Mixpanel typed it, text or an integer. The id is the primary key: a null one would merge
+    records downstream and an odd one would need coercing, so either fails the partition (README, groups)."""
+    if isinstance(identifier, str) or (isinstance(identifier, int) and not isinstance(identifier, bool)):
+        return identifier
+    partition = stream_slice or {}
+    if kind == "group":
+        whose, remedy = f"a group profile of group key {partition.get('data_group_id')}", "; leave the key out of group_keys to sync the others"
+    elif partition.get("cohort_id"):
+        whose, remedy = f"a member of cohort {partition['cohort_id']}", ""
+    else:
+        whose, remedy = "an engage profile", ""
+    odd = "without an id ($distinct_id)" if identifier is None else f"whose id is {json.dumps(identifier)[:60]}, neither text nor an integer"
+    message = f"Mixpanel answered {whose} {odd}: a record needs its id as Mixpanel types it to be told apart, so this read stops here{remedy}."
+    raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)

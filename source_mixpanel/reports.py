@@ -53,7 +53,8 @@ class InsightsNumbers(RecordExtractor):
     (or `all`) -> number, as deep as the report's breakdowns go; `headers` names the levels (the first is the
     metric's). Each number becomes {bookmark_id, metric, breakdown: {header: value}, breakdown_key, date, value,
     computed_at}. Every `$overall` key is a total over the keys beside it, not a number of its own, and is left
-    out (README, insights); the report's INFO line counts them.
+    out (README, insights); the report's INFO line counts them. A report holding anything else (a value that is
+    not a number or null, a number whose last key is not a date or `all`) fails whole, with what did not fit.
 
     Python because the manifest's extractors cannot walk a nesting of any depth or name its levels from the
     answer's own headers.
@@ -68,20 +69,16 @@ class InsightsNumbers(RecordExtractor):
         for body in self.decoder.decode(response):
             series = body.get("series") if isinstance(body, dict) else None
             if not isinstance(series, dict):
-                message = (f"Mixpanel answered Insights report {report} with {answer_text(response)}, which holds no "
-                           f"series of numbers: the connector cannot read it.")
-                raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
+                _unreadable(f"Mixpanel answered Insights report {report} with {answer_text(response)}, which holds no "
+                            f"series of numbers: the connector cannot read it.")
             headers = body.get("headers") if isinstance(body.get("headers"), list) else []
             names = _level_names(headers)
-            numbers, totals, depths = 0, [0], set()
+            records, totals, depths = [], [0], set()
             for path, value in _numbers(series, (), totals):
-                if len(path) < 2:
-                    message = f"Insights report {report} holds a number under {path[0]!r} with no date: the connector cannot name it."
-                    raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
+                _check_number(report, path, value)
                 depths.add(len(path))
                 levels = path[1:-1]
-                numbers += 1
-                yield {
+                records.append({
                     "bookmark_id": int(report) if str(report).isdigit() else report,
                     "metric": path[0],
                     "breakdown": {_level_name(names, n): level for n, level in enumerate(levels)},
@@ -89,12 +86,35 @@ class InsightsNumbers(RecordExtractor):
                     "date": path[-1],
                     "value": value,
                     "computed_at": body.get("computed_at"),
-                }
+                })
             if depths - {len(headers) + 1}:
                 logger.warning(f"Insights report {report} nests its numbers {sorted(depths)} levels deep where its headers "
                                f"{headers} name {len(headers) + 1}: breakdown levels without a header are named level_N.")
-            logger.info(f"Insights report {report}: {numbers:,} numbers"
+            logger.info(f"Insights report {report}: {len(records):,} numbers"
                         f"{f'; {totals[0]:,} $overall totals left out' if totals[0] else ''}.")
+            yield from records  # only once the whole report fits: a report is read whole or not at all
+
+
+_DATE_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
+_JSON_KINDS = ((bool, "a boolean"), (str, "text"), (list, "a list"), (dict, "an object"))
+_UNREAD = (": the connector reads none of the report rather than guess a date or change a value; check the report in "
+           "Mixpanel, or leave it out of insights_reports.")
+
+
+def _check_number(report: str, path: tuple, value: Any) -> None:
+    """Fails the report unless this is a number (or null) under a date or `all`: the only shape the schema holds."""
+    where = " › ".join(path)
+    if len(path) < 2 or not (path[-1] == "all" or _DATE_KEY.match(path[-1])):
+        _unreadable(f"Insights report {report} holds a value at {where}, whose last key is not a date or all{_UNREAD}")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        kind = next(name for kind, name in _JSON_KINDS if isinstance(value, kind))
+        shown = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        shown = shown if len(shown) <= 60 else shown[:59] + "…"
+        _unreadable(f"Insights report {report} holds {shown} ({kind}) at {where} where a number or null belongs{_UNREAD}")
+
+
+def _unreadable(message: str) -> None:
+    raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
 
 
 def _numbers(node: Mapping[str, Any], path: tuple, totals: List[int]) -> Iterator[Tuple[tuple, Any]]:

@@ -24,6 +24,7 @@ from airbyte_cdk.sources.declarative.concurrent_declarative_source import Concur
 from airbyte_cdk.sources.declarative.incremental import ConcurrentPerPartitionCursor
 from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
 from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor
+from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_as_airbyte_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel import export_run
@@ -158,6 +159,13 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
             raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
         planned = [stream for stream in streams if stream.name in selected]
         log_plan(planned, self.budget, self._config, logger)
+        try:  # property discovery now: where the CDK starts a stream, a failure escapes its loop with no stream status
+            for stream in planned:
+                stream.get_json_schema()
+        except Exception:
+            for configured in catalog.streams:
+                yield stream_status_as_airbyte_message(configured.stream, AirbyteStreamStatus.INCOMPLETE)
+            raise
         yield from _with_stream_summaries(super().read(logger, config, catalog, state))
 
 

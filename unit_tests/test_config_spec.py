@@ -46,6 +46,14 @@ def test_each_broken_spec_rule_gets_a_sentence_in_words(name):
         assert "is not of type" not in message and "Failed validating" not in message  # never jsonschema's words
 
 
+@pytest.mark.parametrize("name", FIELDS)
+def test_null_in_any_field_gets_its_sentence_with_null_written_as_json_writes_it(name):
+    with pytest.raises(InvalidConfig) as raised:
+        validate_config({**GOOD, name: None})
+    message = str(raised.value)
+    assert message.startswith(f"{name} ") and message.endswith(".") and "None" not in message
+
+
 def test_a_bound_changed_in_the_spec_changes_the_check_and_its_sentence(monkeypatch):
     spec = copy.deepcopy(spec_properties())
     spec["num_workers"]["maximum"] = 10

@@ -28,7 +28,7 @@ GOOD = {"credentials": SERVICE_ACCOUNT, "start_date": "2025-01-01"}
         ({"export_lookback_window": 1.5}, "export_lookback_window 1.5 is not a valid number of seconds: use a whole number from 0 to 31536000."),
         ({"num_workers": "many"}, 'num_workers "many" is not a valid number of workers: use a whole number from 1 to 25.'),
         ({"num_workers": 26}, "num_workers 26 is not a valid number of workers: use a whole number from 1 to 25."),
-        ({"num_workers": True}, "num_workers True is not a valid number of workers: use a whole number from 1 to 25."),
+        ({"num_workers": True}, "num_workers true is not a valid number of workers: use a whole number from 1 to 25."),
         ({"query_requests_per_hour": 0}, "query_requests_per_hour 0 is not a valid number of query requests an hour: use a whole number from 1 to 100000."),
         ({"export_requests_per_hour": "60"}, 'export_requests_per_hour "60" is not a valid number of export requests an hour: use a whole number from 1 to 100000.'),
         ({"rate_limit_window_seconds": 0.5}, "rate_limit_window_seconds 0.5 is not a valid number of seconds: use a whole number from 1 to 86400."),
@@ -68,6 +68,42 @@ GOOD = {"credentials": SERVICE_ACCOUNT, "start_date": "2025-01-01"}
             {"base_url": "http://127.0.0.1:port"},
             'base_url "http://127.0.0.1:port" is not a base URL: use a scheme, host and optional port only, e.g. https://eu.mixpanel.com.',
         ),
+        # Plain http carries the Basic credentials in clear text: only to loopback, where the simulator runs.
+        (
+            {"base_url": "http://mixpanel.com"},
+            'base_url "http://mixpanel.com" would send the Mixpanel credentials unencrypted: use https:// in place of http:// (plain http is taken only for localhost, 127.0.0.0/8 and ::1).',
+        ),
+        (
+            {"export_base_url": "HTTP://10.0.0.7:8080/"},
+            'export_base_url "HTTP://10.0.0.7:8080/" would send the Mixpanel credentials unencrypted: use https:// in place of http:// (plain http is taken only for localhost, 127.0.0.0/8 and ::1).',
+        ),
+        (
+            {"base_url": "http://localhost.example.com"},
+            'base_url "http://localhost.example.com" would send the Mixpanel credentials unencrypted: use https:// in place of http:// (plain http is taken only for localhost, 127.0.0.0/8 and ::1).',
+        ),
+        # What urlsplit drops or keeps silently, and requests then refuses to parse.
+        ({"base_url": "https://eu.mixpanel.com\t"}, "base_url holds a space, tab, line break or other invisible character: remove it."),
+        ({"export_base_url": "https://data.mixpanel.com\n"}, "export_base_url holds a space, tab, line break or other invisible character: remove it."),
+        ({"base_url": " https://eu.mixpanel.com"}, "base_url holds a space, tab, line break or other invisible character: remove it."),
+        ({"base_url": "https://eu.mixpanel\u200b.com"}, "base_url holds a space, tab, line break or other invisible character: remove it."),
+        ({"base_url": "https://user:pw\t@proxy.example.com"}, "base_url holds a space, tab, line break or other invisible character: remove it."),
+        # pytz finds a zone in any case, zoneinfo only as the tz database spells it.
+        ({"project_timezone": "utc"}, 'project_timezone "utc" is not a timezone as written (names are case-sensitive): use UTC.'),
+        ({"project_timezone": "us/pacific"}, 'project_timezone "us/pacific" is not a timezone as written (names are case-sensitive): use US/Pacific.'),
+        ({"project_timezone": "Europe/berlin"}, 'project_timezone "Europe/berlin" is not a timezone as written (names are case-sensitive): use Europe/Berlin.'),
+        (
+            {"project_timezone": "UTC "},
+            'project_timezone "UTC " is not a known timezone: use the IANA name shown in Mixpanel\'s Project Settings, e.g. US/Pacific or UTC.',
+        ),
+        # null: the spec takes none, and the CDK would say it in jsonschema's words.
+        ({"event_time_storage": None}, "event_time_storage null is not a choice: use detect, utc (projects created since 2023) or project_timezone (before 2023)."),
+        (
+            {"project_timezone": None},
+            "project_timezone null is not a known timezone: use the IANA name shown in Mixpanel's Project Settings, e.g. US/Pacific or UTC.",
+        ),
+        ({"num_workers": None}, "num_workers null is not a valid number of workers: use a whole number from 1 to 25."),
+        ({"start_date": None}, "start_date null is not a date: use YYYY-MM-DD (or YYYY-MM-DDTHH:MM:SSZ)."),
+        ({"base_url": None}, "base_url null is not a base URL: use a scheme, host and optional port only, e.g. https://eu.mixpanel.com."),
         ({"export_events": "Signed up"}, 'export_events must be a list of event names, e.g. ["Signed up", "Purchase"].'),
         ({"select_properties_by_default": "yes"}, "select_properties_by_default must be true or false."),
         # Numbers that passed and then crashed the sync: each has a bound from the spec.
@@ -83,6 +119,15 @@ GOOD = {"credentials": SERVICE_ACCOUNT, "start_date": "2025-01-01"}
         (
             {"base_url": "https://proxy-user:hunter2@proxy.example.com"},
             "base_url holds a user name or password (user:password@host): remove them; Mixpanel's credentials go in credentials.",
+        ),
+        # A password is never repeated, even where the rest of the URL does not parse.
+        (
+            {"base_url": "https://proxy-user:hunter2@proxy.example.com:port"},
+            "base_url holds a user name or password (user:password@host): remove them; Mixpanel's credentials go in credentials.",
+        ),
+        (
+            {"export_base_url": "http://proxy-user:hunter2@[::1"},
+            "export_base_url holds a user name or password (user:password@host): remove them; Mixpanel's credentials go in credentials.",
         ),
         # Saved Insights reports and group keys: lists of Mixpanel's IDs, each once.
         (
@@ -143,6 +188,9 @@ def test_each_bad_config_gets_its_sentence(change, message):
         {"credentials": {"username": "reader", "secret": "x"}, "project_id": 42},  # 4.x before project_id moved
         {**GOOD, "start_date": "2025-01-01T00:00:00Z", "end_date": "", "region": "IN", "project_timezone": "Europe/Berlin"},
         {**GOOD, "base_url": "http://127.0.0.1:8123", "export_base_url": "https://data-eu.mixpanel.com/", "num_workers": 25},
+        {**GOOD, "base_url": "http://localhost:8123", "export_base_url": "http://[::1]:8123"},
+        {**GOOD, "base_url": "HTTP://127.0.0.2", "export_base_url": "https://münchen.example"},
+        {**GOOD, "project_timezone": "America/Argentina/Buenos_Aires"},
         {**GOOD, "export_events": ["Signed up"], "export_where": 'properties["$browser"] == "Chrome"', "attribution_window": 0},
         {**GOOD, "insights_reports": [61001, 61002], "insights_workspace_id": 3, "group_keys": [1, 2]},
         {**GOOD, "insights_reports": [], "group_keys": []},  # empty: the streams are not offered

@@ -136,3 +136,66 @@ def test_detection_never_guesses_when_nothing_tells():
     assert raised.value.failure_type == FailureType.config_error and "event_time_storage" in raised.value.message
     assert run.storage is None
     assert ExportRun({"project_timezone": "UTC"}, None, incremental=False).storage == "utc"
+
+
+PACIFIC, TOKYO, BERLIN_SUMMER = -7 * 3600, 9 * 3600, 2 * 3600
+
+
+@pytest.mark.parametrize("delay, offset, told", [
+    (600, PACIFIC, "utc"),  # 10 min read as UTC is 6 h 50 min before the event read as local time: impossible
+    (5 * 3600, PACIFIC, "utc"),  # an import 5 h late: read as local time, 2 h before it happened
+    (10 * 3600, PACIFIC, None),  # 10 h late as UTC, 3 h as local time: late either way, an import tells nothing
+    (200 * 86400, PACIFIC, None),
+    (600 - PACIFIC, PACIFIC, "project_timezone"),  # local wall times of Los Angeles: 10 min late read that way
+    (6 * 3600 - TOKYO, TOKYO, "project_timezone"),  # legacy Tokyo, 6 h late: 3 h before it happened read as UTC
+    (600, TOKYO, "utc"),
+    (30 * 86400 - BERLIN_SUMMER, BERLIN_SUMMER, None),  # a backfill 30 days later, of legacy Berlin
+    (-200, BERLIN_SUMMER, "utc"),  # a device clock 200 s ahead is within the tolerance
+    (-10 * 3600, PACIFIC, None),  # before its time under both readings: a device clock ahead tells nothing
+    (600, 0, None),  # both readings are the same instant
+])
+def test_one_event_tells_the_storage_only_through_an_impossible_or_a_prompt_reading(delay, offset, told):
+    assert export_run.pointed_storage(delay, offset) == told
+
+
+def spooled(*groups):
+    """A gzipped spool of events: (count, delay in seconds of receipt after `time`) per group."""
+    lines = [json.dumps({"event": "e", "properties": {"time": 1749600000 + 60 * i, "mp_processing_time_ms": (1749600000 + 60 * i + delay) * 1000}})
+             for count, delay in groups for i in range(count)]
+    return io.BytesIO(gzip.compress("\n".join(lines).encode() + b"\n"))
+
+
+def test_prompt_events_decide_and_imported_ones_do_not(caplog):
+    # Legacy Berlin (UTC+2 in June): 60 backfilled 30 days late, 40 received 10 min after their local time.
+    run = ExportRun({"project_timezone": "Europe/Berlin"}, None, incremental=True)
+    with caplog.at_level("INFO", logger="airbyte"):
+        run.decide_storage(spooled((60, 30 * 86400 - 7200), (40, 600 - 7200)), "2025-06-11..2025-06-11")
+    assert run.storage == "project_timezone" and run.state_extras(None) == {"time_storage": "project_timezone"}
+    (line,) = [r.message for r in caplog.records if r.message.startswith("Event times:")]
+    assert "40 of the 40 events that tell point to it" in line and "0 h 10 min after their time read in Europe/Berlin time (UTC+2)" in line
+    assert "1 h 50 min before it read as UTC" in line
+
+
+@pytest.mark.parametrize("groups", [((100, 30 * 86400),), ((5, 600),), ((50, 600), (30, 600 - 7200))],
+                         ids=["all-imported", "too-few", "disagree"])
+def test_unclear_evidence_keeps_the_default_and_says_so(caplog, groups):
+    run = ExportRun({"project_timezone": "Europe/Berlin"}, None, incremental=True)
+    with caplog.at_level("INFO", logger="airbyte"):
+        run.decide_storage(spooled(*groups), "2025-06-11..2025-06-11")
+    assert run.storage == export_run.DEFAULT_STORAGE == "utc" and run.state_extras(None) == {"time_storage": "utc"}
+    (warning,) = [r for r in caplog.records if r.message.startswith("Event times:")]
+    assert warning.levelname == "WARNING" and "do not tell how the project stores them" in warning.message
+
+
+def test_a_saved_decision_is_kept_and_never_made_again():
+    saved = {"time": "2025-06-10T00:00:00Z", "time_storage": "project_timezone"}
+    run = ExportRun({"project_timezone": "Europe/Berlin"}, saved, incremental=True)
+    run.decide_storage(spooled((100, 600)), "2025-06-11..2025-06-11")  # would say UTC if it were read
+    assert run.storage == "project_timezone" and run.state_extras(None) == {"time_storage": "project_timezone"}
+    assert ExportRun({"project_timezone": "Europe/Berlin"}, saved, incremental=False).storage is None  # full refresh
+    configured = ExportRun({"project_timezone": "Europe/Berlin", "event_time_storage": "utc"}, saved, incremental=True)
+    assert configured.storage == "utc" and configured.state_extras(None) == {"time_storage": "utc"}  # the setting wins
+    undecided = ExportRun({"project_timezone": "Europe/Berlin"}, {"time": "2025-06-10T00:00:00Z"}, incremental=True)
+    assert undecided.storage is None and undecided.state_extras(None) == {}  # a state of before: detected as before
+    assert ExportRun({"project_timezone": "UTC"}, saved, incremental=True).state_extras(None) == {"time_storage": "project_timezone"}
+    assert ExportRun({"project_timezone": "UTC"}, None, incremental=True).state_extras(None) == {}  # nothing to decide

@@ -5,6 +5,7 @@ import logging
 
 import pytest
 import requests
+from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel import profiles
@@ -61,14 +62,34 @@ def test_a_header_that_comes_twice_keeps_both_levels():
     assert record["breakdown"] == {"price": "10-20", "price (level 2)": "15"}
 
 
+DAY = "2025-01-01T00:00:00-07:00"
+
+
 @pytest.mark.parametrize("body, says", [
-    ({"headers": ["$event"]}, "holds no series of numbers"),
-    ({"headers": ["$event"], "series": {"A": 5}}, "holds a number under 'A' with no date"),
+    ({"headers": ["$event"]}, "Mixpanel answered Insights report 5 with "),
+    ({"headers": ["$event"], "series": {"A": 5}}, "Insights report 5 holds a value at A, whose last key is not a date or all: "),
+    ({"headers": ["$event", "$browser"], "series": {"A": {"Chrome": 5}}},
+     "Insights report 5 holds a value at A › Chrome, whose last key is not a date or all: "),
+    ({"headers": ["$event"], "series": {"A": {DAY: {"value": 5}}}},
+     f"Insights report 5 holds a value at A › {DAY} › value, whose last key is not a date or all: "),
+    ({"headers": ["$event"], "series": {"A": {DAY: "12"}}}, f'Insights report 5 holds "12" (text) at A › {DAY} where a number or null belongs: '),
+    ({"headers": ["$event"], "series": {"A": {"all": "NaN"}}}, 'Insights report 5 holds "NaN" (text) at A › all where a number or null belongs: '),
+    ({"headers": ["$event"], "series": {"A": {DAY: True}}}, f"Insights report 5 holds true (a boolean) at A › {DAY} where a number"),
+    ({"headers": ["$event"], "series": {"A": {DAY: [1, 2]}}}, f"Insights report 5 holds [1,2] (a list) at A › {DAY} where a number"),
+    ({"headers": ["$event"], "series": {"A": {DAY: 1, "2025-01-02": "x" * 100}}},
+     f'Insights report 5 holds "{"x" * 58}… (text) at A › 2025-01-02 where a number'),
 ])
-def test_an_answer_that_cannot_be_named_fails_loudly(body, says):
+def test_an_answer_that_does_not_fit_fails_the_report_whole_and_says_what(body, says):
+    extractor = InsightsNumbers(config={}, parameters={}).extract_records(answer(body))
     with pytest.raises(AirbyteTracedException) as raised:
-        flattened(body)
-    assert says in raised.value.message and "Insights report 5" in raised.value.message
+        next(extractor)  # not even the numbers before the odd one
+    assert raised.value.message.startswith(says) and raised.value.failure_type == FailureType.system_error
+
+
+@pytest.mark.parametrize("date", ["all", "2025-01-01", "2025-01-01T00:00:00", "2025-01-01T05:00:00Z", DAY, "2025-01-01 05:00:00+0900"])
+def test_dates_as_mixpanel_may_write_them_are_dates(date):
+    (record,) = flattened({"headers": ["$event"], "series": {"A": {date: 1}}})
+    assert record["date"] == date
 
 
 @pytest.mark.parametrize("profile, group_id", [
@@ -82,3 +103,31 @@ def test_a_group_profile_takes_its_id_from_where_the_answer_puts_it(monkeypatch,
     record = dict(profile)
     shape.transform(record)
     assert record == {"group_id": group_id, "name": "Acme"}
+
+
+@pytest.mark.parametrize("kind, profile, partition, says", [
+    ("group", {"$properties": {"$name": "Acme"}}, {"data_group_id": 2},
+     "Mixpanel answered a group profile of group key 2 without an id ($distinct_id): "),
+    ("group", {"$distinct_id": None, "$group_id": None, "$properties": {}}, {"data_group_id": 2}, "Mixpanel answered a group profile of group key 2 without an id"),
+    ("group", {"$distinct_id": True, "$properties": {}}, {"data_group_id": 2},
+     "Mixpanel answered a group profile of group key 2 whose id is true, neither text nor an integer: "),
+    ("group", {"$distinct_id": 4.5, "$properties": {}}, {"data_group_id": 1}, "Mixpanel answered a group profile of group key 1 whose id is 4.5, neither"),
+    ("group", {"$distinct_id": ["a"], "$properties": {}}, {"data_group_id": 1}, 'whose id is ["a"], neither text nor an integer'),
+    ("profile", {"$properties": {}}, {"cohort_id": 4410}, "Mixpanel answered a member of cohort 4410 without an id ($distinct_id): "),
+    ("profile", {"$distinct_id": {"id": 1}, "$properties": {}}, None, 'Mixpanel answered an engage profile whose id is {"id": 1}, neither'),
+])
+def test_a_profile_without_an_id_as_text_or_integer_fails_its_read(monkeypatch, kind, profile, partition, says):
+    monkeypatch.setattr(profiles, "property_names", lambda kind, requester, config: PropertyNames(["$name"], reserved=[]))
+    shape = ProfileShape(config={}, properties_requester=None, parameters={}, kind=kind)
+    with pytest.raises(AirbyteTracedException) as raised:
+        shape.transform(dict(profile), stream_slice=partition)
+    assert says in raised.value.message and raised.value.failure_type == FailureType.system_error
+    assert raised.value.message.count(". ") == 0 and ("group_keys" in raised.value.message) == (kind == "group")
+
+
+@pytest.mark.parametrize("identifier", [4, 0, "", "4"])
+def test_a_profile_id_keeps_its_json_type(monkeypatch, identifier):
+    monkeypatch.setattr(profiles, "property_names", lambda kind, requester, config: PropertyNames([], reserved=[]))
+    record = {"$distinct_id": identifier, "$properties": {}}
+    ProfileShape(config={}, properties_requester=None, parameters={}, kind="group", id_column="group_id").transform(record)
+    assert record == {"group_id": identifier} and type(record["group_id"]) is type(identifier)

@@ -33,6 +33,9 @@ SWITCHES = {
     "n_funnels": "saved funnels",
     "n_cohorts": "saved cohorts",
     "n_groups": "group profiles under the first group key (data_group_id 1, company_id); team_id (2) has 40",
+    "insights_odd_leaves": 'values served in place of the first numbers of report 61001 (["12", true, {"value": 5}])',
+    "insights_without_dates": "saved reports answered without their date level, metric -> breakdown -> number ([61004])",
+    "odd_group_ids": "ids served in place of those of the first group profiles of group key 2 (null: no id at all)",
     "rate_limits": "enforce Mixpanel's per-project budgets (429 with Mixpanel's body over them)",
     "rate_window_seconds": "the length of Mixpanel's hour",
     "query_per_window": "query requests a window",
@@ -46,6 +49,8 @@ SWITCHES = {
     "engage_page_size_on_page_zero_only": "engage pages after the first omit page_size",
     "expire_next_sessions": "this many new engage sessions expire before their second page",
     "legacy_times": "a project created before 2023: days are local days of `timezone` and `time` is local wall time",
+    "imported_events": "a share of a day's events that reached Mixpanel hours after their time, as /import sends "
+                       'them ({"2025-04-02": {"share": 1, "hours": 10}})',
     "late_events": 'events of old days that reach Mixpanel when this is set ({"2025-04-02": 5}), for late arrivals',
     "late_received_ago": "seconds before late_events is set that its events reached Mixpanel (shown in the export from then)",
     "date_ahead": "seconds the Date header runs ahead of the clock that stamps mp_processing_time_ms",

@@ -39,6 +39,9 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         "n_funnels": int,
         "n_cohorts": int,
         "n_groups": int,
+        "insights_odd_leaves": list,
+        "insights_without_dates": set,
+        "odd_group_ids": list,
         "rate_limits": bool,
         "rate_window_seconds": (int, float),
         "query_per_window": int,
@@ -52,6 +55,7 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         "engage_page_size_on_page_zero_only": bool,
         "expire_next_sessions": int,
         "legacy_times": bool,
+        "imported_events": dict,
         "late_events": dict,
         "late_received_ago": (int, float),
         "date_ahead": (int, float),
@@ -81,6 +85,9 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         n_funnels: int = len(FUNNELS),
         n_cohorts: int = len(COHORTS),
         n_groups: int = GROUP_KEYS[1][1],
+        insights_odd_leaves=(),
+        insights_without_dates=(),
+        odd_group_ids=(),
         rate_limits: bool = False,
         rate_window_seconds: float = 3600,
         query_per_window: int = 60,
@@ -94,6 +101,7 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         engage_page_size_on_page_zero_only: bool = False,
         expire_next_sessions: int = 0,
         legacy_times: bool = False,
+        imported_events=None,
         late_events=None,
         late_received_ago: float = 0,
         date_ahead: float = 0,
@@ -120,6 +128,10 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         self.n_funnels = n_funnels
         self.n_cohorts = n_cohorts
         self.n_groups = n_groups
+        # Odd answers of saved reports and group profiles: see insights_report() and group_profiles().
+        self.insights_odd_leaves = list(insights_odd_leaves)
+        self.insights_without_dates = set(insights_without_dates)
+        self.odd_group_ids = list(odd_group_ids)
         # Mixpanel's budgets (off unless rate_limits): see limits.py.
         self.rate_limits = rate_limits
         self.rate_window_seconds = rate_window_seconds
@@ -142,6 +154,8 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         self.late_received_ago = late_received_ago
         # Seconds the Date header of every answer runs ahead of the clock that stamps mp_processing_time_ms.
         self.date_ahead = date_ahead
+        # Imported events: {day: {"share": s, "hours": h}}: that share of the day's events reached Mixpanel h hours late.
+        self.imported_events = dict(imported_events or {})
         self.true_times: dict[str, int] = {}
         self._late_received: dict[str, tuple[int, int]] = {}
         self._answers: list[dict] = []
@@ -247,6 +261,11 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
                 if not isinstance(value, (list, tuple, set)):
                     raise ValueError(f"{name} must be a list")
                 value = set(value)
+            elif name == "imported_events":
+                try:
+                    value = {str(day): {"share": float(v["share"]), "hours": float(v["hours"])} for day, v in value.items()}
+                except (AttributeError, KeyError, TypeError, ValueError):
+                    raise ValueError(f'{name} must be an object of {{"share": S, "hours": H}} by day') from None
             elif kind is dict:
                 if not isinstance(value, dict):
                     raise ValueError(f"{name} must be an object")

@@ -1,4 +1,4 @@
-"""The generated export events: their templates, each day's lines, late arrivals and legacy local times."""
+"""The generated export events: their templates, each day's lines, late arrivals, imported events and legacy local times."""
 from __future__ import annotations
 
 import calendar
@@ -162,6 +162,8 @@ class EventData:
         bits = random.Random(f"{self.seed}:events:{day.isoformat()}").getrandbits
         t0 = calendar.timegm(day.timetuple())
         zone = self._clock() if self.legacy_times else None
+        imported = self.imported_events.get(day.isoformat())
+        share, import_delay = (imported["share"], round(imported["hours"] * 3600)) if imported else (0, 0)
         ymd = day.strftime("%Y%m%d")
         dids = self._event_ids_json()
         n_ids, n_commons = len(dids), len(_COMMONS)
@@ -180,10 +182,13 @@ class EventData:
             if zone is not None:
                 t, true = self._true_instant(t, zone, b & 1)
                 self.true_times[insert_id] = true
+            received = true + 60 + (b >> 22) % 3600
+            if share and int((i + 1) * share) > int(i * share):  # spread evenly, exactly share x count of the day's events
+                received += import_delay
             append(
                 f'{prefixes[ni]}{t},"distinct_id":{dids[b % n_ids]},'
                 f'"$insert_id":"{insert_id}",'
-                f'"mp_processing_time_ms":{(true + 60 + (b >> 22) % 3600) * 1000 + (a >> 22) % 1000}'
+                f'"mp_processing_time_ms":{received * 1000 + (a >> 22) % 1000}'
                 f'{commons[(b >> 12) % n_commons]}{extras[ni][(b >> 18) % n_extras[ni]]}'
                 f'{_RARE_FRAGMENT if i % 50 == 7 else ""}}}}}\n'
             )
@@ -266,7 +271,7 @@ class EventData:
     def _export_body(self, from_day, to_day, events, limit) -> bytes:
         key = (self.seed, self.events_per_day, self.first_event_day, self.today_date(), from_day, to_day,
                None if events is None else tuple(events), limit, self.legacy_times, self.timezone,
-               tuple(sorted(self._late_received.items())))
+               tuple(sorted(self._late_received.items())), json.dumps(self.imported_events, sort_keys=True))
         with self._lock:
             cached = self._body_cache.get(key)
         if cached is not None:

@@ -23,6 +23,7 @@ COHORTS = (
 
 # Group keys (group analytics): data_group_id -> (the group key's property, groups under it; n_groups for the first).
 GROUP_KEYS = {1: ("company_id", 350), 2: ("team_id", 40)}
+ODD_IDS_GROUP_KEY = 2  # the group key odd_group_ids changes
 _INDUSTRIES = ("SaaS", "Retail", "Banque & Finance", "Gesundheitswesen", "製造業", None)
 _COMPANY_WORDS = ("acme", "société", "東京商事", "umbrella", "initech", "ÆON")
 
@@ -62,6 +63,11 @@ def property_summary(profiles: list) -> dict:
         kinds = seen.get(name, set())
         out[name] = {"count": counts[name], "type": kinds.pop() if len(kinds) == 1 else "unknown"}
     return out
+
+
+def _with_id(group: dict, group_id) -> dict:
+    """The group profile with another id, or with none when group_id is None."""
+    return {**({} if group_id is None else {"$distinct_id": group_id}), "$properties": group["$properties"]}
 
 
 class ProfileData:
@@ -110,7 +116,8 @@ class ProfileData:
                 self._memo = {k: v for k, v in self._memo.items() if k[0] != "profiles"}
                 self._memo[key] = cached
         if self.extra_profiles:
-            return sorted(cached + self.extra_profiles, key=lambda p: p["$distinct_id"])
+            # An extra profile may carry an integer id, or none at all.
+            return sorted(cached + self.extra_profiles, key=lambda p: str(p.get("$distinct_id", "")))
         return cached
 
     def engage_property_types(self) -> dict[str, str]:
@@ -191,6 +198,8 @@ class ProfileData:
                             key=lambda g: g["$distinct_id"])
             with self._lock:
                 self._memo[key] = cached
+        if data_group_id == ODD_IDS_GROUP_KEY and self.odd_group_ids:
+            return [_with_id(group, odd) for group, odd in zip(cached, self.odd_group_ids)] + cached[len(self.odd_group_ids):]
         return cached
 
     def group_property_types(self, data_group_id) -> dict[str, str]:

@@ -24,6 +24,7 @@ INSIGHTS_REPORTS = {
 }
 INSIGHTS_DAYS = 7  # the days a saved report shows, from first_event_day
 FUNNELS_BOOKMARK = 61098  # a saved funnels report: the Insights query refuses it (every other unknown id is "deleted")
+ODD_LEAVES_REPORT = 61001  # the report insights_odd_leaves changes
 
 
 def _leaf_sum(tree: dict, key: str):
@@ -33,6 +34,12 @@ def _leaf_sum(tree: dict, key: str):
         if name != "$overall":
             total += child.get(key, 0) if not isinstance(next(iter(child.values()), None), dict) else _leaf_sum(child, key)
     return round(total, 2) if isinstance(total, float) else total
+
+
+def _without_dates(tree: dict) -> dict:
+    """A series with each innermost object (date -> number) replaced by its first number: no date level."""
+    return {key: (_without_dates(child) if isinstance(next(iter(child.values()), None), dict) else next(iter(child.values())))
+            for key, child in tree.items()}
 
 
 class ReportData:
@@ -125,6 +132,12 @@ class ReportData:
             return {"$overall": {key: _leaf_sum(children, key) for key in keys}, **children}
 
         series = {metric: level(metric, [], random.Random(f"{self.seed}:insights:{bookmark_id}:{metric}")) for metric in metrics}
+        if int(bookmark_id) == ODD_LEAVES_REPORT:
+            for number, odd in zip(numbers, self.insights_odd_leaves):  # numbers come in the series' order
+                number["value"] = series[number["metric"]][number["date"]] = odd
+        if int(bookmark_id) in self.insights_without_dates:
+            series = _without_dates(series)
+            numbers = [{**number, "date": None} for number in numbers if number["date"] == keys[0]]
         last = dt.datetime.combine(days[-1], dt.time(23, 59, 59, 999000), zone).isoformat()
         with self._lock:  # computed once, then served from cache as Mixpanel does until the report changes
             computed_at = self._memo.setdefault(("insights computed_at", int(bookmark_id)), dt.datetime.now(dt.timezone.utc).isoformat())
