@@ -2,11 +2,14 @@
 
 import datetime as dt
 import json
+import time
+
+import pytest
 
 from integration_tests.conftest import dedup_key, switched
 from integration_tests.simulator import EVENT_NAMES
 from integration_tests.test_export import by_insert_id, expected_records, export_requests, read_export
-from integration_tests.conftest import run_connector, service_account_config
+from integration_tests.conftest import configured_catalog, run_connector, service_account_config
 
 
 def iso(seconds):
@@ -79,6 +82,81 @@ def test_a_sync_that_fails_between_two_loses_no_late_event(tmp_path, sim):
         expected = late + sim.export_truth("2025-04-04", "2025-04-05")
     delivered = {r["insert_id"] for r in failed.records_of("export") + third.records_of("export")}
     assert delivered == set(ids(expected))  # everything new arrived, and nothing the first sync had delivered
+
+
+def late_of(sim, day):
+    return [e for e in sim.export_truth(day, day) if e["properties"]["$insert_id"].startswith("late-")]
+
+
+def incremental_export(tmp_path, config):
+    """A function that runs an incremental export read with this config's catalog, discovered once."""
+    (discovered,) = run_connector(tmp_path, "discover", config).of_type("CATALOG")
+    catalog = configured_catalog(discovered["catalog"], ["export"], "incremental")
+    return lambda config, state=None: run_connector(tmp_path, "read", config, catalog=catalog, state=state)
+
+
+@pytest.mark.parametrize("refusal", [(400, {}), (500, {"Retry-After": "1"})], ids=["a 400", "500s past the retries"])
+def test_a_sync_that_stops_during_its_lookback_loses_no_late_event(tmp_path, sim, refusal):
+    config = service_account_config(sim, start_date="2025-04-05", end_date="2025-04-10")
+    read = incremental_export(tmp_path, config)
+    saved = read(config).states[-1]
+    three_hours_ago = iso(time.time() - 3 * 3600)
+    saved["stream"]["stream_state"]["read_at"] = three_hours_ago  # sync A ran three hours ago
+    # Twenty events of 04-09 reached Mixpanel two hours ago, after A; sync B cannot read 04-09, then sync C runs.
+    with switched(sim, late_received_ago=2 * 3600, late_events={"2025-04-09": 20}):
+        late = late_of(sim, "2025-04-09")
+        status, headers = refusal
+        sim.answer("/api/2.0/export", "simulator: this window is refused (injected)", status=status,
+                   content_type="text/plain", when={"from_date": "2025-04-09"}, headers=headers)
+        config["end_date"] = "2025-04-11"
+        try:
+            stopped = read(config, [saved])
+        finally:
+            sim.clear_hostile()
+        third = read(config, [stopped.states[-1]])
+    assert stopped.returncode != 0 and stopped.stream_statuses("export")[-1] == "INCOMPLETE"
+    assert ("2025-04-05", "2025-04-05") in export_requests(sim) and len(late) == 20
+    assert third.stream_statuses("export")[-1] == "COMPLETE"
+    assert sorted(r["insert_id"] for r in third.records_of("export")) == ids(late)
+    # Each STATE of B, the last one a kill would leave included, keeps A's read: B never read 04-09 whole.
+    assert [s["stream"]["stream_state"]["read_at"] for s in stopped.states] == [three_hours_ago] * len(stopped.states)
+
+
+@pytest.mark.parametrize("days_ago", [None, 2], ids=["old days: Mixpanel's receipts bound it", "recent days: this machine's clock"])
+def test_a_date_header_ahead_of_mixpanels_clock_loses_no_late_event(tmp_path, sim, days_ago):
+    today = dt.datetime.now(dt.timezone.utc).date()
+    first_day = (today - dt.timedelta(days=days_ago)).isoformat() if days_ago else "2025-04-01"
+    late_day = (today - dt.timedelta(days=1)).isoformat() if days_ago else "2025-04-02"
+    config = service_account_config(sim, start_date=first_day, end_date=today.isoformat() if days_ago else "2025-04-03")
+    read = incremental_export(tmp_path, config)
+    with switched(sim, date_ahead=2 * 3600):  # Mixpanel's Date header says two hours later than its own receipts
+        first = read(config)
+        with switched(sim, late_events={late_day: 20}):  # they reach Mixpanel after sync A
+            late = late_of(sim, late_day)
+            second = read(config, [first.states[-1]])
+    assert first.stream_statuses("export")[-1] == second.stream_statuses("export")[-1] == "COMPLETE"
+    assert set(ids(late)) <= {r["insert_id"] for r in second.records_of("export")} and len(late) == 20
+    assert all(s["stream"]["stream_state"].get("read_at", "") <= iso(time.time()) for s in first.states)
+
+
+def test_a_saved_read_in_the_future_is_not_believed(tmp_path, sim):
+    config = service_account_config(sim, start_date="2025-04-01", end_date="2025-04-03")
+    read = incremental_export(tmp_path, config)
+    saved = read(config).states[-1]
+    saved["stream"]["stream_state"]["read_at"] = "2030-01-01T00:00:00Z"
+    with switched(sim, late_events={"2025-04-02": 20}):
+        config["end_date"] = "2025-04-04"
+        second = read(config, [saved])
+        third = read(config, [second.states[-1]])
+        truth = sim.export_truth("2025-04-01", "2025-04-04")
+    assert len(late_of(sim, "2025-04-02")) == 0 and sum(i.startswith("late-") for i in ids(truth)) == 20
+    # The days it names are read whole again: every event once more, the late ones included; dedup_key merges them.
+    assert sorted(r["insert_id"] for r in second.records_of("export")) == ids(truth)
+    assert [log for log in second.logs if "2030-01-01T00:00:00Z" in log and "cannot be" in log]
+    states = [s["stream"]["stream_state"] for s in second.states]
+    assert states and all(s.get("read_at", "") <= iso(time.time()) for s in states)
+    # The next sync believes second's read: only what Mixpanel received within the margin before it comes again.
+    assert sorted(r["insert_id"] for r in third.records_of("export")) == [i for i in ids(truth) if i.startswith("late-")]
 
 
 def test_a_legacy_project_gets_true_utc_across_the_spring_dst_change(tmp_path, sim):

@@ -78,11 +78,29 @@ class WindowCursorFeed:
 
 
 def keep_export_run(cursor: ConcurrentCursor, run: export_run.ExportRun) -> None:
-    """The export cursor's state carries when this run read its days (export_run.py). The CDK's cursor has no hook
-    for it: its state converter (its own copy) is wrapped."""
+    """The export cursor's state carries which days this run read whole and when (export_run.py). The CDK's cursor
+    has no hook for it: its window plan, its window close (before the state it emits) and its state converter (its
+    own copy) are wrapped."""
+    plan, close = cursor.stream_slices, cursor.close_partition
+
+    def planned() -> Any:
+        for window in plan():
+            run.planned(window)
+            yield window
+
+    def closed(partition: Any) -> None:
+        run.read_whole(partition.to_slice())
+        close(partition)
+
+    cursor.stream_slices, cursor.close_partition = planned, closed
     converter = copy.copy(cursor._connector_state_converter)
     to_state = converter.convert_to_state_message
-    converter.convert_to_state_message = lambda field, state: {**to_state(field, state), **run.state_extras()}
+
+    def with_read(field: Any, state: Any) -> Any:  # the CDK passes the saved read on: this run's word replaces it
+        message = {key: value for key, value in to_state(field, state).items() if key not in export_run.READ_KEYS}
+        return {**message, **run.state_extras(message.get(field.cursor_field_key))}
+
+    converter.convert_to_state_message = with_read
     cursor._connector_state_converter = converter
 
 

@@ -83,7 +83,7 @@ class ExportBodyCheck(ErrorHandler):
             _warn_once("unsized", "The export answered without a length, chunks or gzip (its body ends where the "
                                   "connection closes): such bodies are read, but their completeness cannot be checked.")
         setattr(response, SPOOL_ATTRIBUTE, spool)
-        export_run.current(self.config).requested(response, window_days(response)[0])
+        export_run.current(self.config).requested(response, getattr(response, SENT_ATTRIBUTE))
         return ErrorResolution(response_action=ResponseAction.SUCCESS)
 
     def _not_an_event(self, window: str, not_an_event: NotAnEvent) -> ErrorResolution:

@@ -65,16 +65,18 @@ class ExportDecoder(Decoder):
         # Days the last run read: only what Mixpanel received since comes out again (export_run.py).
         low, high = run.reread if run.filters(*window_days(response)) else (0.0, 0.0)
         cutoff = run.cutoff_ms or 0
-        count = delivered = 0
+        count = delivered = newest_received = 0
         try:
             for _, event, _ in events(spooled_lines(spool)):
                 properties = event["properties"]
                 seconds = properties["time"]
                 if type(seconds) is not int:  # a float, or a time in a string (events() checked it converts)
                     seconds = unix_time(seconds)
-                if low <= seconds < high:
-                    received = properties.get("mp_processing_time_ms")
-                    if type(received) is int and received < cutoff:
+                received = properties.get("mp_processing_time_ms")
+                if type(received) is int:
+                    if received > newest_received:
+                        newest_received = received
+                    if low <= seconds < high and received < cutoff:
                         delivered += 1
                         continue
                 # Shaped here, in one pass: properties to the top level, names through the rename map, types kept.
@@ -86,6 +88,8 @@ class ExportDecoder(Decoder):
         except (NotAnEvent, BrokenBody) as problem:  # the body check read this same spool and passed it
             message = f"The export of {export_range(response)} changed between its check and its reading ({problem}): this is a connector bug."
             raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
+        if newest_received:
+            run.received_until(newest_received)
         _log_window(response, spool, count, delivered)
 
 

@@ -30,6 +30,7 @@ logger = logging.getLogger("airbyte")
 # An event Mixpanel received up to this long before the last run read its day still counts as new: the export may
 # show an event a little after Mixpanel received it. Events it re-sends are duplicates that dedup_key merges.
 MARGIN_MS = 3_600_000
+READ_KEYS = ("read_at", "read_from")  # the export state's keys for the last read, beside its cursor
 DEDUP_KEY = "dedup_key"  # the export's primary key: the column dedup_key() fills
 DETECTION_SAMPLE = 1000  # events of the first window that tell how the project stores `time`: enough to decide
 DETECTION_MINIMUM, DETECTION_AGREEMENT = 10, 0.8  # fewer events that tell, or less agreement, is unclear evidence
@@ -77,6 +78,29 @@ def _parse_iso(text: Any) -> Optional[float]:
         return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
     except (TypeError, ValueError):
         return None
+
+
+def _next_day(day: str, days: int) -> str:
+    return (datetime.date.fromisoformat(day) + datetime.timedelta(days=days)).isoformat()
+
+
+def _saved_read(state: Mapping[str, Any]) -> Tuple[Dict[str, str], Tuple[float, float], Optional[int]]:
+    """The saved read, its days as Unix seconds and its cutoff in ms; none when the state has none, or one that
+    cannot be true (a read_at after this machine's clock, or more than a day before its last day begins): believed,
+    it would hide events, so those days are read whole again (duplicates that dedup_key merges), with one WARN."""
+    read_at, read_from, saved_time = _parse_iso(state.get("read_at")), state.get("read_from"), state.get("time")
+    if read_at is None or not isinstance(read_from, str) or not isinstance(saved_time, str):
+        return {}, (0.0, 0.0), None
+    try:
+        days = (_day_start(read_from), _day_start(saved_time[:10]) + 86400)
+    except ValueError:
+        return {}, (0.0, 0.0), None
+    if read_at > time.time() or days[1] - 2 * 86400 > read_at:
+        logger.warning(f"The saved state of export says it read its days up to {saved_time} at {state['read_at']}, which "
+                       f"cannot be (this machine's clock says {_iso(time.time())}): every event of those days is read "
+                       f"again, and duplicates are merged by {DEDUP_KEY}.")
+        return {}, (0.0, 0.0), None
+    return {"read_at": state["read_at"], "read_from": read_from}, days, int(read_at * 1000) - MARGIN_MS
 
 
 class ProjectClock:
@@ -135,19 +159,12 @@ class ExportRun:
         self.storage: Optional[str] = None if configured == "detect" else configured
         self._lock = threading.Lock()
         self._first_request_ms: Optional[int] = None
-        self._first_day: Optional[str] = None
-        state = dict(saved_state or {}) if incremental else {}
-        self._saved = {key: state[key] for key in ("read_at", "read_from") if key in state}
+        self._newest_received_ms: Optional[int] = None
+        self._first_day: Optional[str] = None  # of this run's first window
+        self._read_days: set = set()  # days of this run's windows read whole
+        self._read_through: Optional[str] = None  # the last day up to which every day from _first_day is read whole
         # Days from read_from to the saved day were read whole at read_at: only what arrived since is new there.
-        read_at, saved_time = _parse_iso(state.get("read_at")), state.get("time")
-        self.cutoff_ms: Optional[int] = None
-        self.reread: Tuple[float, float] = (0.0, 0.0)
-        if read_at is not None and isinstance(saved_time, str) and isinstance(state.get("read_from"), str):
-            try:
-                self.reread = (_day_start(state["read_from"]), _day_start(saved_time[:10]) + 86400)
-            except ValueError:
-                return
-            self.cutoff_ms = int(read_at * 1000) - MARGIN_MS
+        self._saved, self.reread, self.cutoff_ms = _saved_read(dict(saved_state or {}) if incremental else {})
 
     # ------------------------------------------------------------------------------------------- filter
     def filters(self, first_day: str, last_day: str) -> bool:
@@ -160,30 +177,65 @@ class ExportRun:
             return False
 
     # ------------------------------------------------------------------------------------------- this run's read
-    def requested(self, response: requests.Response, first_day: str) -> None:
-        """Keeps the earliest moment, on Mixpanel's clock (its Date header), that this run asked for a window."""
-        sent = time.time()
+    def requested(self, response: requests.Response, sent_monotonic: float) -> None:
+        """Keeps the earliest moment this run asked for a window, on Mixpanel's clock (its Date header) or this
+        machine's, whichever is earlier: a clock that runs ahead would count events as read before they were."""
+        sent = time.time() - (time.monotonic() - sent_monotonic)
         date = response.headers.get("Date")
         if date:
             try:
-                sent = email.utils.parsedate_to_datetime(date).timestamp()
+                sent = min(sent, email.utils.parsedate_to_datetime(date).timestamp() - response.elapsed.total_seconds())
             except (TypeError, ValueError):
                 pass
-        sent_ms = int((sent - response.elapsed.total_seconds()) * 1000)
+        sent_ms = int(sent * 1000)
         with self._lock:
             if self._first_request_ms is None or sent_ms < self._first_request_ms:
                 self._first_request_ms = sent_ms
-            if self._first_day is None or first_day < self._first_day:
-                self._first_day = first_day
 
-    def state_extras(self) -> Dict[str, str]:
-        """What the export state carries beside its cursor: this run's read once it has one, else the saved one, and
-        how the project stores `time` once that is set or decided."""
+    def received_until(self, newest_ms: int) -> None:
+        """Keeps the newest mp_processing_time_ms of a window read: Mixpanel's own clock had passed it."""
+        with self._lock:
+            if self._newest_received_ms is None or newest_ms > self._newest_received_ms:
+                self._newest_received_ms = newest_ms
+
+    def planned(self, window: Mapping[str, Any]) -> None:
+        """Notes a window of this run (the cursor plans them in order, earliest first)."""
+        with self._lock:
+            if self._first_day is None or window["start_time"][:10] < self._first_day:
+                self._first_day = window["start_time"][:10]
+                self._read_through = _next_day(self._first_day, -1)
+                self._advance()
+
+    def read_whole(self, window: Mapping[str, Any]) -> None:
+        """Notes a window whose every record was handed to the platform."""
+        day, last = window["start_time"][:10], window["end_time"][:10]
+        with self._lock:
+            while day <= last:
+                self._read_days.add(day)
+                day = _next_day(day, 1)
+            self._advance()
+
+    def _advance(self) -> None:
+        while self._read_through is not None and _next_day(self._read_through, 1) in self._read_days:
+            self._read_through = _next_day(self._read_through, 1)
+
+    def state_extras(self, cursor_value: Any) -> Dict[str, str]:
+        """What the export state carries beside its cursor value: this run's read once every window from its first to
+        the cursor's day is read whole, else the saved read (a day counts as read at read_at only once a window
+        that covers it, asked at read_at or later, is read whole). read_at is also at most the margin after the
+        newest event this run saw Mixpanel receive (to the next second): whatever the clocks say, an event Mixpanel
+        receives after a run is never taken for one it delivered. A run that saw no such event claims nothing.
+        Beside the read: how the project stores `time` once that is set or decided."""
         with self._lock:
             kept = {STORAGE_KEY: self._kept} if self._kept else {}
-            if self._first_request_ms is None:
+            finished = (self._first_request_ms is not None and self._read_through is not None
+                        and isinstance(cursor_value, str) and cursor_value[:10] <= self._read_through)
+            if not finished:
                 return {**self._saved, **kept}
-            return {"read_at": _iso(self._first_request_ms // 1000), "read_from": self._first_day, **kept}
+            if self._newest_received_ms is None:
+                return kept
+            read_at = min(self._first_request_ms, self._newest_received_ms + MARGIN_MS + 1000)
+            return {"read_at": _iso(read_at // 1000), "read_from": self._first_day, **kept}
 
     # ------------------------------------------------------------------------------------------- time storage
     def decide_storage(self, spool: IO[bytes], window: str) -> None:

@@ -6,7 +6,9 @@ is still being read (manifest.yaml, export_cursor); these tests pin the behaviou
 """
 
 import pytest
-from airbyte_cdk.models import AirbyteStateBlob, AirbyteStateMessage, AirbyteStateType, AirbyteStreamState, StreamDescriptor
+from airbyte_cdk.models import (AirbyteStateBlob, AirbyteStateMessage, AirbyteStateType, AirbyteStream, AirbyteStreamState,
+                                ConfiguredAirbyteCatalog, ConfiguredAirbyteStream, DestinationSyncMode, StreamDescriptor,
+                                SyncMode)
 from airbyte_cdk.sources.types import Record
 
 from source_mixpanel.source import SourceMixpanel
@@ -23,11 +25,14 @@ CONFIG = {
 
 
 def export_stream(state=None):
-    messages = None
+    messages, catalog = None, None
     if state is not None:
         messages = [AirbyteStateMessage(type=AirbyteStateType.STREAM, stream=AirbyteStreamState(
             stream_descriptor=StreamDescriptor(name="export"), stream_state=AirbyteStateBlob(**state)))]
-    source = SourceMixpanel(config=CONFIG, state=messages)
+        stream = AirbyteStream(name="export", json_schema={}, supported_sync_modes=[SyncMode.incremental])
+        catalog = ConfiguredAirbyteCatalog(streams=[ConfiguredAirbyteStream(
+            stream=stream, sync_mode=SyncMode.incremental, destination_sync_mode=DestinationSyncMode.append)])
+    source = SourceMixpanel(config=CONFIG, state=messages, catalog=catalog)
     (stream,) = [s for s in source.streams(CONFIG) if s.name == "export"]
     return stream
 

@@ -5,6 +5,7 @@ import hashlib
 import gzip
 import io
 import json
+import time as time_module
 
 import pytest
 import requests
@@ -13,7 +14,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel import export_run
 from source_mixpanel.export_run import ExportRun, ProjectClock, dedup_key
-from unit_tests.test_export_cursor import export_stream
+from unit_tests.test_export_cursor import export_stream, finish
 
 LA = ProjectClock("America/Los_Angeles")
 
@@ -47,32 +48,84 @@ def test_a_run_filters_only_the_days_the_last_run_read():
     assert run.cutoff_ms == 1743746400000 - export_run.MARGIN_MS
     assert run.filters("2025-04-03", "2025-04-03") and run.filters("2025-03-25", "2025-03-29")
     assert not run.filters("2025-04-04", "2025-04-04") and not run.filters("2025-03-28", "2025-03-28")
-    assert run.state_extras() == {"read_at": "2025-04-04T06:00:00Z", "read_from": "2025-03-29"}  # until this run reads
+    assert run.state_extras("2025-04-03T21:00:00Z") == {"read_at": "2025-04-04T06:00:00Z", "read_from": "2025-03-29"}
     assert ExportRun({}, saved, incremental=False).cutoff_ms is None  # a full refresh emits everything
     assert ExportRun({}, {"time": "2025-04-03T21:00:00Z"}, incremental=True).cutoff_ms is None  # a 4.x state
 
 
-def test_this_runs_read_is_its_earliest_request_on_mixpanels_clock():
-    run = ExportRun({}, None, incremental=True)
-    for date, day in (("Sat, 05 Apr 2025 06:00:10 GMT", "2025-04-02"), ("Sat, 05 Apr 2025 06:00:05 GMT", "2025-04-01")):
-        response = requests.Response()
+@pytest.mark.parametrize("read_at, time", [("2030-01-01T00:00:00Z", "2025-04-03T21:00:00Z"),  # after this clock
+                                           ("2025-04-01T00:00:00Z", "2025-04-03T21:00:00Z")])  # before its last day
+def test_a_saved_read_that_cannot_be_true_is_not_believed(read_at, time):
+    run = ExportRun({}, {"time": time, "read_at": read_at, "read_from": "2025-03-29"}, incremental=True)
+    assert run.cutoff_ms is None and not run.filters("2025-04-01", "2025-04-01")
+    assert run.state_extras(time) == {}  # and no STATE carries it on
+
+
+def respond(date=None, elapsed=0.0):
+    response = requests.Response()
+    if date:
         response.headers["Date"] = date
-        response.elapsed = datetime.timedelta(seconds=2)
-        run.requested(response, day)
-    assert run.state_extras() == {"read_at": "2025-04-05T06:00:03Z", "read_from": "2025-04-01"}
+    response.elapsed = datetime.timedelta(seconds=elapsed)
+    return response
+
+
+def window(day):
+    return {"start_time": f"{day}T00:00:00Z", "end_time": f"{day}T23:59:59Z"}
+
+
+def test_this_runs_read_counts_once_every_window_to_the_cursors_day_is_read_whole():
+    saved = {"time": "2025-04-02T21:00:00Z", "read_at": "2025-04-03T06:00:00Z", "read_from": "2025-03-29"}
+    run = ExportRun({}, saved, incremental=True)
+    for day in ("2025-04-01", "2025-04-02", "2025-04-03"):
+        run.planned(window(day))
+    sent = time_module.monotonic()
+    run.requested(respond("Sat, 05 Apr 2025 06:00:10 GMT", 2), sent)
+    run.requested(respond("Sat, 05 Apr 2025 06:00:05 GMT", 2), sent)
+    run.received_until(1743840000000)  # 2025-04-05T08:00:00Z
+    run.read_whole(window("2025-04-02"))
+    run.read_whole(window("2025-04-03"))
+    assert run.state_extras("2025-04-03T10:00:00Z") == {"read_at": "2025-04-03T06:00:00Z", "read_from": "2025-03-29"}
+    run.read_whole(window("2025-04-01"))
+    assert run.state_extras("2025-04-02T10:00:00Z") == {"read_at": "2025-04-05T06:00:03Z", "read_from": "2025-04-01"}
+    assert run.state_extras("2025-04-04T00:00:00Z")["read_at"] == "2025-04-03T06:00:00Z"  # 04-04 is not read
+
+
+def test_this_runs_read_is_never_later_than_this_machines_clock_nor_the_receipts_it_saw():
+    ahead = ExportRun({}, None, incremental=True)
+    ahead.planned(window("2025-04-01"))
+    ahead.requested(respond("Fri, 01 Jan 2100 00:00:00 GMT"), time_module.monotonic() - 5)
+    ahead.received_until(4102444800000)  # 2100-01-01
+    ahead.read_whole(window("2025-04-01"))
+    read_at = ahead.state_extras("2025-04-01T10:00:00Z")["read_at"]
+    assert read_at <= export_run._iso(time_module.time() - 5) and read_at >= export_run._iso(time_module.time() - 60)
+    behind = ExportRun({}, None, incremental=True)  # Mixpanel's receipts say its clock is far behind both
+    behind.planned(window("2025-04-01"))
+    behind.requested(respond(), time_module.monotonic())
+    behind.received_until(1743500000123)  # 2025-04-01T09:33:20.123Z
+    behind.read_whole(window("2025-04-01"))
+    assert behind.state_extras("2025-04-01T10:00:00Z") == {"read_at": "2025-04-01T10:33:21Z", "read_from": "2025-04-01"}
+    nothing = ExportRun({}, None, incremental=True)  # no event with mp_processing_time_ms: nothing to claim
+    nothing.planned(window("2025-04-01"))
+    nothing.requested(respond(), time_module.monotonic())
+    nothing.read_whole(window("2025-04-01"))
+    assert nothing.state_extras("2025-04-01T10:00:00Z") == {}
 
 
 def test_the_export_state_carries_the_read_through_the_cdk_cursor():
-    # Pins the CDK details source.py relies on: the cursor keeps a saved state's other keys (so the saved read
-    # stays until this run reads), and its state converter is the one wrapped to add this run's read.
+    # Pins the CDK details source.py relies on: the partition generator plans windows through the cursor's
+    # stream_slices and ends each with its close_partition, the state converter is the one wrapped, and the
+    # cursor passes a saved state's other keys on (the wrapper replaces them with this run's word).
     saved = {"time": "2025-03-02T23:31:11Z", "read_at": "2025-03-04T00:00:00Z", "read_from": "2025-02-25"}
     stream = export_stream(saved)
     assert stream.cursor.state == {"time": "2025-03-02T00:00:00Z", "read_at": "2025-03-04T00:00:00Z", "read_from": "2025-02-25"}
-    response = requests.Response()
-    response.headers["Date"] = "Wed, 05 Mar 2025 10:00:00 GMT"
-    response.elapsed = datetime.timedelta(0)
-    export_run.current({}).requested(response, "2025-03-02")
-    assert stream.cursor.state == {"time": "2025-03-02T00:00:00Z", "read_at": "2025-03-05T10:00:00Z", "read_from": "2025-03-02"}
+    saved_day, new_day = stream.generate_partitions()  # no lookback in this config
+    run = export_run.current({})
+    run.requested(respond("Wed, 05 Mar 2025 10:00:00 GMT"), time_module.monotonic())
+    run.received_until(1741176000000)  # 2025-03-05T12:00:00Z
+    finish(stream.cursor, new_day, "2025-03-03T10:00:00Z")
+    assert stream.cursor.state == {"time": "2025-03-02T00:00:00Z", "read_at": "2025-03-04T00:00:00Z", "read_from": "2025-02-25"}
+    finish(stream.cursor, saved_day, "2025-03-02T10:00:00Z")
+    assert stream.cursor.state == {"time": "2025-03-03T10:00:00Z", "read_at": "2025-03-05T10:00:00Z", "read_from": "2025-03-02"}
 
 
 def test_detection_never_guesses_when_nothing_tells():
@@ -117,7 +170,7 @@ def test_prompt_events_decide_and_imported_ones_do_not(caplog):
     run = ExportRun({"project_timezone": "Europe/Berlin"}, None, incremental=True)
     with caplog.at_level("INFO", logger="airbyte"):
         run.decide_storage(spooled((60, 30 * 86400 - 7200), (40, 600 - 7200)), "2025-06-11..2025-06-11")
-    assert run.storage == "project_timezone" and run.state_extras() == {"time_storage": "project_timezone"}
+    assert run.storage == "project_timezone" and run.state_extras(None) == {"time_storage": "project_timezone"}
     (line,) = [r.message for r in caplog.records if r.message.startswith("Event times:")]
     assert "40 of the 40 events that tell point to it" in line and "0 h 10 min after their time read in Europe/Berlin time (UTC+2)" in line
     assert "1 h 50 min before it read as UTC" in line
@@ -129,7 +182,7 @@ def test_unclear_evidence_keeps_the_default_and_says_so(caplog, groups):
     run = ExportRun({"project_timezone": "Europe/Berlin"}, None, incremental=True)
     with caplog.at_level("INFO", logger="airbyte"):
         run.decide_storage(spooled(*groups), "2025-06-11..2025-06-11")
-    assert run.storage == export_run.DEFAULT_STORAGE == "utc" and run.state_extras() == {"time_storage": "utc"}
+    assert run.storage == export_run.DEFAULT_STORAGE == "utc" and run.state_extras(None) == {"time_storage": "utc"}
     (warning,) = [r for r in caplog.records if r.message.startswith("Event times:")]
     assert warning.levelname == "WARNING" and "do not tell how the project stores them" in warning.message
 
@@ -138,11 +191,11 @@ def test_a_saved_decision_is_kept_and_never_made_again():
     saved = {"time": "2025-06-10T00:00:00Z", "time_storage": "project_timezone"}
     run = ExportRun({"project_timezone": "Europe/Berlin"}, saved, incremental=True)
     run.decide_storage(spooled((100, 600)), "2025-06-11..2025-06-11")  # would say UTC if it were read
-    assert run.storage == "project_timezone" and run.state_extras() == {"time_storage": "project_timezone"}
+    assert run.storage == "project_timezone" and run.state_extras(None) == {"time_storage": "project_timezone"}
     assert ExportRun({"project_timezone": "Europe/Berlin"}, saved, incremental=False).storage is None  # full refresh
     configured = ExportRun({"project_timezone": "Europe/Berlin", "event_time_storage": "utc"}, saved, incremental=True)
-    assert configured.storage == "utc" and configured.state_extras() == {"time_storage": "utc"}  # the setting wins
+    assert configured.storage == "utc" and configured.state_extras(None) == {"time_storage": "utc"}  # the setting wins
     undecided = ExportRun({"project_timezone": "Europe/Berlin"}, {"time": "2025-06-10T00:00:00Z"}, incremental=True)
-    assert undecided.storage is None and undecided.state_extras() == {}  # a state of before: detected as before
-    assert ExportRun({"project_timezone": "UTC"}, saved, incremental=True).state_extras() == {"time_storage": "project_timezone"}
-    assert ExportRun({"project_timezone": "UTC"}, None, incremental=True).state_extras() == {}  # nothing to decide
+    assert undecided.storage is None and undecided.state_extras(None) == {}  # a state of before: detected as before
+    assert ExportRun({"project_timezone": "UTC"}, saved, incremental=True).state_extras(None) == {"time_storage": "project_timezone"}
+    assert ExportRun({"project_timezone": "UTC"}, None, incremental=True).state_extras(None) == {}  # nothing to decide

@@ -52,6 +52,8 @@ SWITCHES = {
     "imported_events": "a share of a day's events that reached Mixpanel hours after their time, as /import sends "
                        'them ({"2025-04-02": {"share": 1, "hours": 10}})',
     "late_events": 'events of old days that reach Mixpanel when this is set ({"2025-04-02": 5}), for late arrivals',
+    "late_received_ago": "seconds before late_events is set that its events reached Mixpanel (shown in the export from then)",
+    "date_ahead": "seconds the Date header runs ahead of the clock that stamps mp_processing_time_ms",
 }
 CONTROL_PATHS = {
     "GET /_sim/config": "every switch and its value",

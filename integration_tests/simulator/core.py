@@ -57,6 +57,8 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         "legacy_times": bool,
         "imported_events": dict,
         "late_events": dict,
+        "late_received_ago": (int, float),
+        "date_ahead": (int, float),
     }
 
     def __init__(
@@ -101,6 +103,8 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         legacy_times: bool = False,
         imported_events=None,
         late_events=None,
+        late_received_ago: float = 0,
+        date_ahead: float = 0,
     ):
         self.host = host
         self.port = port
@@ -144,8 +148,12 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         self.expire_next_sessions = expire_next_sessions  # this many new engage sessions expire before page 1
         self.extra_profiles: list[dict] = []  # engage profiles beyond the generated ones
         # A project created before 2023: days are local days and `time` is the local wall time (true instants in
-        # true_times). Late events: {day: count} events of that day that reach Mixpanel when the switch is set.
+        # true_times). Late events: {day: count} events of that day that reach Mixpanel when the switch is set, or
+        # late_received_ago seconds before it and are shown in the export only from then.
         self.legacy_times = legacy_times
+        self.late_received_ago = late_received_ago
+        # Seconds the Date header of every answer runs ahead of the clock that stamps mp_processing_time_ms.
+        self.date_ahead = date_ahead
         # Imported events: {day: {"share": s, "hours": h}}: that share of the day's events reached Mixpanel h hours late.
         self.imported_events = dict(imported_events or {})
         self.true_times: dict[str, int] = {}

@@ -102,8 +102,9 @@ class EventData:
 
     @late_events.setter
     def late_events(self, days: dict) -> None:
-        """Events that reach Mixpanel now for old days (an offline flush, an import): received now, once per change."""
-        now_ms = int(time.time() * 1000)
+        """Events that reach Mixpanel now for old days (an offline flush, an import): received now, or
+        late_received_ago seconds before (shown in the export only from now), once per change."""
+        now_ms = int((time.time() - self.late_received_ago) * 1000)
         with self._lock:
             self._late_received = {day: (count, self._late_received[day][1] if self._late_received.get(day, (None,))[0] == count
                                              else now_ms) for day, count in days.items() if count}

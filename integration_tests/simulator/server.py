@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.utils
 import json
 import re
 import socket
+import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
@@ -67,6 +69,11 @@ class Handler(ExportEndpoint, QueryEndpoints, BaseHTTPRequestHandler):
 
     def version_string(self) -> str:
         return "MixpanelSimulator/1.0"
+
+    def date_time_string(self, timestamp=None) -> str:
+        """The Date header, date_ahead seconds ahead of the clock that stamps mp_processing_time_ms."""
+        return email.utils.formatdate((time.time() if timestamp is None else timestamp) + self.server.sim.date_ahead,
+                                      usegmt=True)
 
     # ---------------------------------------------------------------- plumbing
     def setup(self) -> None:
