@@ -257,7 +257,9 @@ class ExportRun:
             for _, event, _ in events(spooled_lines(spool)):
                 properties = event["properties"]
                 received, seconds = properties.get("mp_processing_time_ms"), unix_time(properties.get("time"))
-                offset = 0 if seconds is None else self.clock.offset_at_utc(seconds)
+                # The wall time read in the project's timezone: on a DST day its offset is not the one at the same
+                # numbers read as UTC, which made prompt events look received before their time.
+                offset = 0 if seconds is None else round(seconds - self.clock.to_utc(seconds, received))
                 if not offset:
                     continue
                 if not isinstance(received, (int, float)) or isinstance(received, bool):

@@ -199,3 +199,19 @@ def test_a_saved_decision_is_kept_and_never_made_again():
     assert undecided.storage is None and undecided.state_extras(None) == {}  # a state of before: detected as before
     assert ExportRun({"project_timezone": "UTC"}, saved, incremental=True).state_extras(None) == {"time_storage": "project_timezone"}
     assert ExportRun({"project_timezone": "UTC"}, None, incremental=True).state_extras(None) == {}  # nothing to decide
+
+
+def test_on_a_spring_dst_day_prompt_events_of_a_legacy_project_all_point_to_its_timezone(caplog):
+    # Los Angeles, 2025-03-09: wall times after 03:00 are UTC-7, though the same numbers read as UTC fall before the
+    # change (UTC-8); every event here was received 1 to 59 min after it happened.
+    clock, lines = ProjectClock("America/Los_Angeles"), []
+    for minute in range(0, 24 * 60, 20):
+        wall = 1741478400 + 60 * minute  # 2025-03-09T00:00 + minute, as Mixpanel writes a legacy project's `time`
+        instant = clock.to_utc(wall)
+        received = instant + 60 + minute % 1500
+        lines.append(json.dumps({"event": "e", "properties": {"time": wall, "mp_processing_time_ms": received * 1000}}))
+    run = ExportRun({"project_timezone": "America/Los_Angeles"}, None, incremental=True)
+    with caplog.at_level("INFO", logger="airbyte"):
+        run.decide_storage(io.BytesIO(gzip.compress("\n".join(lines).encode())), "2025-03-09..2025-03-09")
+    assert run.storage == "project_timezone"
+    assert any(f"{len(lines)} of the {len(lines)} events that tell point to it" in r.message for r in caplog.records)
