@@ -11,7 +11,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_mixpanel import profiles
 from source_mixpanel.profiles import ProfileShape
 from source_mixpanel.properties import PropertyNames
-from source_mixpanel.reports import InsightsNumbers
+from source_mixpanel.reports import DateKeyedExtractor, InsightsNumbers
 
 
 def answer(body, bookmark_id=5):
@@ -90,6 +90,17 @@ def test_an_answer_that_does_not_fit_fails_the_report_whole_and_says_what(body, 
 def test_dates_as_mixpanel_may_write_them_are_dates(date):
     (record,) = flattened({"headers": ["$event"], "series": {"A": {date: 1}}})
     assert record["date"] == date
+
+
+@pytest.mark.parametrize("body", [{}, {"data": None}, {"data": [{"date": "2025-01-01"}]}, {"meta": {}, "data": "2025-01-01"}])
+def test_a_funnel_answer_without_its_days_fails_its_window(body):
+    response = answer(body)
+    response.request = requests.Request("GET", "https://mixpanel.com/api/query/funnels?funnel_id=7&from_date=2025-01-01&to_date=2025-01-02").prepare()
+    extractor = DateKeyedExtractor(field_path=["data"], config={}, parameters={}, stream="funnels").extract_records(response)
+    with pytest.raises(AirbyteTracedException) as raised:
+        next(extractor)
+    assert raised.value.message.startswith("Mixpanel answered funnel 7 for 2025-01-01..2025-01-02 with ")
+    assert ", which holds no data by day: " in raised.value.message and raised.value.message.endswith("deselect the funnels stream.")
 
 
 @pytest.mark.parametrize("profile, group_id", [
