@@ -124,7 +124,7 @@ _UNREAD = (": the connector reads none of the report rather than guess a date or
 def _check_number(report: str, path: tuple, value: Any) -> None:
     """Fails the report unless this is a number (or null) under a date or `all`: the only shape the schema holds."""
     where = " › ".join(path)
-    if len(path) < 2 or not (path[-1] == "all" or _DATE_KEY.match(path[-1])):
+    if not _number_place(path):
         _unreadable(f"Insights report {report} holds a value at {where}, whose last key is not a date or all{_UNREAD}")
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
         _unreadable(f"Insights report {report} holds {_shown(value)} at {where} where a number or null belongs{_UNREAD}")
@@ -137,6 +137,11 @@ def _shown(value: Any) -> str:
     return shown if value is None else f"{shown} ({next(name for kind, name in _JSON_KINDS if isinstance(value, kind))})"
 
 
+def _number_place(path: tuple) -> bool:
+    """Whether the keys down to a value end where a number belongs: at a date or `all`, below a metric."""
+    return len(path) >= 2 and (path[-1] == "all" or bool(_DATE_KEY.match(path[-1])))
+
+
 def _unreadable(message: str) -> NoReturn:
     raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
 
@@ -146,7 +151,9 @@ def _numbers(node: Mapping[str, Any], path: tuple, totals: List[int]) -> Iterato
     for key, child in node.items():
         if key == OVERALL:
             totals[0] += 1
-        elif isinstance(child, Mapping):
+        elif isinstance(child, Mapping) and (child or not _number_place(path + (key,))):
+            # {} under a metric or breakdown value is a segment without numbers, as a report matching nothing has an
+            # empty series: nothing to emit; {} under a date stands where a number belongs and fails the report.
             yield from _numbers(child, path + (key,), totals)
         else:
             yield path + (key,), child

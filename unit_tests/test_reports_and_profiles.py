@@ -76,6 +76,8 @@ DAY = "2025-01-01T00:00:00-07:00"
     ({"headers": ["$event"], "series": {"A": {"all": "NaN"}}}, 'Insights report 5 holds "NaN" (text) at A › all where a number or null belongs: '),
     ({"headers": ["$event"], "series": {"A": {DAY: True}}}, f"Insights report 5 holds true (a boolean) at A › {DAY} where a number"),
     ({"headers": ["$event"], "series": {"A": {DAY: [1, 2]}}}, f"Insights report 5 holds [1,2] (a list) at A › {DAY} where a number"),
+    ({"headers": ["$event", "$browser"], "series": {"A": {"Chrome": {"all": {}}}}},
+     "Insights report 5 holds {} (an object) at A › Chrome › all where a number or null belongs: "),
     ({"headers": ["$event"], "series": {"A": {DAY: 1, "2025-01-02": "x" * 100}}},
      f'Insights report 5 holds "{"x" * 58}… (text) at A › 2025-01-02 where a number'),
 ])
@@ -84,6 +86,12 @@ def test_an_answer_that_does_not_fit_fails_the_report_whole_and_says_what(body, 
     with pytest.raises(AirbyteTracedException) as raised:
         next(extractor)  # not even the numbers before the odd one
     assert raised.value.message.startswith(says) and raised.value.failure_type == FailureType.system_error
+
+
+def test_a_metric_or_segment_without_numbers_gives_none_and_no_error():
+    series = {"A": {"Chrome": {}, "Safari": {"$overall": {DAY: 3}, "Zürich": {DAY: 3}}, "Edge": {"$overall": {}}}, "B": {}}
+    records = flattened({"headers": ["$event", "$browser", "$city"], "series": series})
+    assert [(r["metric"], r["breakdown_key"], r["date"], r["value"]) for r in records] == [("A", '["Safari","Zürich"]', DAY, 3)]
 
 
 @pytest.mark.parametrize("date", ["all", "2025-01-01", "2025-01-01T00:00:00", "2025-01-01T05:00:00Z", DAY, "2025-01-01 05:00:00+0900"])
