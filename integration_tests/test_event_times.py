@@ -93,5 +93,10 @@ def test_a_saved_decision_that_is_no_choice_is_refused_with_one_sentence(tmp_pat
         run, _ = read_days(tmp_path, sim, "2025-04-01", "2025-04-02", "US/Pacific", state=[state])
     sentence = ('The saved state of export holds time_storage "local", which is neither utc nor project_timezone: '
                 "pass the state a sync emitted, or set event_time_storage.")
-    assert run.records_of("export") == [] and run.stream_statuses("export")[-1] == "INCOMPLETE"
-    assert {e["failure_type"] for e in run.errors if e["message"] == sentence} == {"config_error"}
+    assert run.records_of("export") == [] and run.returncode != 0
+    assert [(e["failure_type"], e["message"]) for e in run.errors] == [("config_error", sentence)]  # once, not per window
+    assert sim.requests_to("/api/2.0/export") == []  # refused before any request
+    config = service_account_config(sim, start_date="2025-04-01", end_date="2025-04-02", project_timezone="US/Pacific",
+                                    event_time_storage="utc")
+    overridden, _ = read_export(tmp_path, config, state=[state])  # a set event_time_storage does not read the saved one
+    assert overridden.returncode == 0 and overridden.states[-1]["stream"]["stream_state"]["time_storage"] == "utc"

@@ -183,6 +183,7 @@ FIRST_DAY = "2024-01-01T00:00:00+00:00"  # the simulator's first date key
 @pytest.mark.parametrize("leaves, says", [
     (["12", [1, 2], True, "NaN", 7], f'Insights report 61001 holds "12" (text) at Logged in › {FIRST_DAY} where a number or null belongs'),
     ([{"value": 5}], f"Insights report 61001 holds a value at Logged in › {FIRST_DAY} › value, whose last key is not a date or all"),
+    ([{}], f"Insights report 61001 holds {{}} (an object) at Logged in › {FIRST_DAY} where a number or null belongs"),
 ])
 def test_a_report_holding_what_is_no_number_fails_whole_and_the_others_land(tmp_path, sim, leaves, says):
     with switched(sim, insights_odd_leaves=leaves):

@@ -6,6 +6,7 @@ import jsonschema
 import pytest
 
 from integration_tests.conftest import configured_catalog, project_secret_config, run_connector, service_account_config, switched
+from integration_tests.test_insights_groups import failed_with
 
 
 def read(tmp_path, config, streams, state=None, sync_mode="incremental"):
@@ -99,3 +100,22 @@ def test_annotations_come_from_the_right_path_for_each_auth(tmp_path, sim, auth)
         assert call["path"] == f"/api/app/projects/{config['credentials']['project_id']}/annotations"
     else:
         assert call["path"] == "/api/2.0/annotations" and call["params"]["from_date"] == "2020-01-01"
+
+
+@pytest.mark.parametrize("stream, odd, says", [
+    ("funnels", {"total": {"count": 1}}, 'Mixpanel answered funnel 7509 for 2025-03-01..2025-03-03 with the key "total" in '
+                                         "data, which is neither a day (YYYY-MM-DD) nor $overall"),
+    ("funnels", {"2025-03-02": None}, "Mixpanel answered funnel 7509 for 2025-03-01..2025-03-03 with null for the day "
+                                      "2025-03-02 in data, where an object belongs"),
+    ("revenue", {"2025-03-02": [1, 2]}, "Mixpanel answered revenue for 2025-03-01..2025-03-03 with [1,2] (a list) for the "
+                                        "day 2025-03-02 in results, where an object belongs"),
+])
+def test_a_key_that_is_no_day_or_a_day_that_is_no_object_fails_its_window(tmp_path, sim, stream, odd, says):
+    config = service_account_config(sim, start_date="2025-03-01", end_date="2025-03-03")
+    with switched(sim, odd_date_keys=odd):  # funnel 7509 and revenue
+        run, _ = read(tmp_path, config, [stream])
+    message = failed_with(run, stream)
+    assert message.startswith(says + ":") and f"deselect the {stream} stream" in message and message.count(". ") == 0
+    landed = {(r.get("funnel_id"), r["date"]) for r in run.records_of(stream)}
+    others = {(f["funnel_id"], day) for f in sim.funnels() if f["funnel_id"] != 7509 for day in days("2025-03-01", "2025-03-03")}
+    assert landed == (others if stream == "funnels" else set())  # none of that window, all of the other funnels

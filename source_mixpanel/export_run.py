@@ -150,9 +150,8 @@ class ExportRun:
         self.clock = ProjectClock(config.get("project_timezone") or "US/Pacific")
         configured = config.get("event_time_storage") or "detect"
         saved = (saved_state or {}).get(STORAGE_KEY) if incremental and configured == "detect" else None
-        self._unknown_saved_storage = saved  # a saved decision that is none of the choices: decide_storage says so
-        if isinstance(saved, str) and saved in STORAGE_CHOICES:
-            configured, self._unknown_saved_storage = saved, None  # an earlier sync decided: never detected again
+        if isinstance(saved, str) and saved in STORAGE_CHOICES:  # any other saved value: SavedStateCheck refused it
+            configured = saved  # an earlier sync decided: never detected again
         self._kept = None if configured == "detect" else configured  # what the state carries: set or decided
         if configured == "detect" and self.clock.name.upper() in ("UTC", "ETC/UTC", "GMT", "ETC/GMT"):
             configured = "utc"  # both readings are the same instant: nothing to detect
@@ -247,11 +246,6 @@ class ExportRun:
         with self._lock:
             if self.storage is not None:
                 return
-            if self._unknown_saved_storage is not None:
-                saved = json.dumps(self._unknown_saved_storage)[:40]
-                message = (f"The saved state of export holds {STORAGE_KEY} {saved}, which is neither utc nor "
-                           f"project_timezone: pass the state a sync emitted, or set event_time_storage.")
-                raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
             told: Dict[str, List[Tuple[float, int]]] = {choice: [] for choice in STORAGE_CHOICES}
             differing = unknown = 0
             for _, event, _ in events(spooled_lines(spool)):

@@ -4,7 +4,7 @@ import json
 import logging
 import re
 from dataclasses import InitVar, dataclass, field
-from typing import Any, Iterable, Iterator, List, Mapping, MutableMapping, Tuple
+from typing import Any, Iterable, Iterator, List, Mapping, MutableMapping, NoReturn, Tuple
 
 import requests
 from airbyte_cdk.models import FailureType
@@ -21,30 +21,50 @@ logger = logging.getLogger("airbyte")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+OVERALL = "$overall"  # Mixpanel's total over the keys beside it
+
+
 @dataclass
 class DateKeyedExtractor(RecordExtractor):
-    """One record per day from an object keyed by date (funnels `data`, revenue `results`).
+    """One record per day from an object keyed by date (funnels `data`, revenue `results`). `$overall`, revenue's
+    total over the days beside it, is not a day and is left out; an answer holding any other key, a day whose value
+    is not an object, or no such object at all fails its window whole, with what did not fit.
 
-    Python because the manifest's extractors cannot turn an object's keys into a field. Keys that are not
-    days, such as revenue's `$overall`, are totals rather than days and are skipped.
+    Python because the manifest's extractors cannot turn an object's keys into a field.
     """
 
     field_path: List[str]
     config: Mapping[str, Any]
     parameters: InitVar[Mapping[str, Any]]
+    stream: str = ""  # the stream's name, for the advice when an answer does not fit
     decoder: Decoder = field(default_factory=lambda: JsonDecoder(parameters={}))
 
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[str, Any]]:
+        asked = request_parameters(response.request)
+        subject = f"funnel {asked['funnel_id']}" if asked.get("funnel_id") else self.stream
+        window = f" for {asked['from_date']}..{asked['to_date']}" if asked.get("from_date") else ""
+        answered = f"Mixpanel answered {subject}{window}"
+        where = " › ".join(self.field_path)
+        unread = (f": the connector reads none of this window rather than guess; if Mixpanel keeps answering so, "
+                  f"deselect the {self.stream} stream.")
         for body in self.decoder.decode(response):
             by_day = body
             for key in self.field_path:
-                by_day = (by_day or {}).get(key)
-            for day, values in (by_day or {}).items():
-                if _DAY.match(day):
-                    yield {"date": day, **(values or {})}
-
-
-OVERALL = "$overall"  # Mixpanel's total over the keys beside it
+                by_day = by_day.get(key) if isinstance(by_day, Mapping) else None
+            if not isinstance(by_day, Mapping):
+                _unreadable(f"{answered} with {answer_text(response)}, which holds no {where} by day{unread}")
+            records = []
+            for day, values in by_day.items():
+                if day == OVERALL:
+                    continue
+                if not _DAY.match(day):
+                    _unreadable(f"{answered} with the key {json.dumps(day, ensure_ascii=False)[:60]} in {where}, which is "
+                                f"neither a day (YYYY-MM-DD) nor {OVERALL}{unread}")
+                if not isinstance(values, Mapping):
+                    _unreadable(f"{answered} with {_shown(values)} for the day {day} in {where}, where an object "
+                                f"belongs{unread}")
+                records.append({"date": day, **values})
+            yield from records  # only once the whole answer fits, as a saved Insights report
 
 
 @dataclass
@@ -96,7 +116,7 @@ class InsightsNumbers(RecordExtractor):
 
 
 _DATE_KEY = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
-_JSON_KINDS = ((bool, "a boolean"), (str, "text"), (list, "a list"), (dict, "an object"))
+_JSON_KINDS = ((bool, "a boolean"), (str, "text"), (list, "a list"), (dict, "an object"), ((int, float), "a number"))
 _UNREAD = (": the connector reads none of the report rather than guess a date or change a value; check the report in "
            "Mixpanel, or leave it out of insights_reports.")
 
@@ -104,16 +124,25 @@ _UNREAD = (": the connector reads none of the report rather than guess a date or
 def _check_number(report: str, path: tuple, value: Any) -> None:
     """Fails the report unless this is a number (or null) under a date or `all`: the only shape the schema holds."""
     where = " › ".join(path)
-    if len(path) < 2 or not (path[-1] == "all" or _DATE_KEY.match(path[-1])):
+    if not _number_place(path):
         _unreadable(f"Insights report {report} holds a value at {where}, whose last key is not a date or all{_UNREAD}")
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        kind = next(name for kind, name in _JSON_KINDS if isinstance(value, kind))
-        shown = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        shown = shown if len(shown) <= 60 else shown[:59] + "…"
-        _unreadable(f"Insights report {report} holds {shown} ({kind}) at {where} where a number or null belongs{_UNREAD}")
+        _unreadable(f"Insights report {report} holds {_shown(value)} at {where} where a number or null belongs{_UNREAD}")
 
 
-def _unreadable(message: str) -> None:
+def _shown(value: Any) -> str:
+    """A JSON value as an error shows it, cut at 60 characters, and its kind: `"12" (text)`, `[1,2] (a list)`, `null`."""
+    shown = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    shown = shown if len(shown) <= 60 else shown[:59] + "…"
+    return shown if value is None else f"{shown} ({next(name for kind, name in _JSON_KINDS if isinstance(value, kind))})"
+
+
+def _number_place(path: tuple) -> bool:
+    """Whether the keys down to a value end where a number belongs: at a date or `all`, below a metric."""
+    return len(path) >= 2 and (path[-1] == "all" or bool(_DATE_KEY.match(path[-1])))
+
+
+def _unreadable(message: str) -> NoReturn:
     raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
 
 
@@ -122,7 +151,9 @@ def _numbers(node: Mapping[str, Any], path: tuple, totals: List[int]) -> Iterato
     for key, child in node.items():
         if key == OVERALL:
             totals[0] += 1
-        elif isinstance(child, Mapping):
+        elif isinstance(child, Mapping) and (child or not _number_place(path + (key,))):
+            # {} under a metric or breakdown value is a segment without numbers, as a report matching nothing has an
+            # empty series: nothing to emit; {} under a date stands where a number belongs and fails the report.
             yield from _numbers(child, path + (key,), totals)
         else:
             yield path + (key,), child

@@ -11,6 +11,8 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigration
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_mixpanel.export_run import STORAGE_CHOICES, STORAGE_KEY
+
 logger = logging.getLogger("airbyte")
 
 
@@ -20,7 +22,8 @@ _warned_future_states: set = set()
 @dataclass
 class SavedStateCheck(StateMigration):
     """Checks a saved state before a cursor reads it: a cursor value that is no time is a config error, and one
-    after today in the project's timezone is moved back to today, with one WARN.
+    after today in the project's timezone is moved back to today, with one WARN. An export state's saved decision
+    on event times that is none of the choices is a config error too, once, before any request.
 
     Python because the CDK's cursors fail on a value they cannot parse with "Something went wrong", and take a
     future value as it is, after which no sync reads anything again.
@@ -37,6 +40,7 @@ class SavedStateCheck(StateMigration):
 
     def migrate(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
         state = dict(stream_state)
+        self._check_storage(state)
         if self.cursor_field in state:
             state[self.cursor_field] = self._checked(state[self.cursor_field])
         if isinstance(state.get("state"), Mapping) and self.cursor_field in state["state"]:
@@ -51,6 +55,16 @@ class SavedStateCheck(StateMigration):
                 for e in entries
             ]
         return state
+
+    def _check_storage(self, state: Mapping[str, Any]) -> None:
+        """A saved `time_storage` is read only while event_time_storage detects (export_run.ExportRun): then it must be a choice."""
+        saved = state.get(STORAGE_KEY)
+        if saved is None or (self.config.get("event_time_storage") or "detect") != "detect":
+            return
+        if not (isinstance(saved, str) and saved in STORAGE_CHOICES):
+            message = (f"The saved state of {self.stream} holds {STORAGE_KEY} {json.dumps(saved)[:40]}, which is neither "
+                       f"utc nor project_timezone: pass the state a sync emitted, or set event_time_storage.")
+            raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
 
     def _checked(self, value: Any) -> str:
         moment = self._parse(value)

@@ -11,7 +11,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_mixpanel import profiles
 from source_mixpanel.profiles import ProfileShape
 from source_mixpanel.properties import PropertyNames
-from source_mixpanel.reports import InsightsNumbers
+from source_mixpanel.reports import DateKeyedExtractor, InsightsNumbers
 
 
 def answer(body, bookmark_id=5):
@@ -76,6 +76,8 @@ DAY = "2025-01-01T00:00:00-07:00"
     ({"headers": ["$event"], "series": {"A": {"all": "NaN"}}}, 'Insights report 5 holds "NaN" (text) at A › all where a number or null belongs: '),
     ({"headers": ["$event"], "series": {"A": {DAY: True}}}, f"Insights report 5 holds true (a boolean) at A › {DAY} where a number"),
     ({"headers": ["$event"], "series": {"A": {DAY: [1, 2]}}}, f"Insights report 5 holds [1,2] (a list) at A › {DAY} where a number"),
+    ({"headers": ["$event", "$browser"], "series": {"A": {"Chrome": {"all": {}}}}},
+     "Insights report 5 holds {} (an object) at A › Chrome › all where a number or null belongs: "),
     ({"headers": ["$event"], "series": {"A": {DAY: 1, "2025-01-02": "x" * 100}}},
      f'Insights report 5 holds "{"x" * 58}… (text) at A › 2025-01-02 where a number'),
 ])
@@ -86,10 +88,27 @@ def test_an_answer_that_does_not_fit_fails_the_report_whole_and_says_what(body, 
     assert raised.value.message.startswith(says) and raised.value.failure_type == FailureType.system_error
 
 
+def test_a_metric_or_segment_without_numbers_gives_none_and_no_error():
+    series = {"A": {"Chrome": {}, "Safari": {"$overall": {DAY: 3}, "Zürich": {DAY: 3}}, "Edge": {"$overall": {}}}, "B": {}}
+    records = flattened({"headers": ["$event", "$browser", "$city"], "series": series})
+    assert [(r["metric"], r["breakdown_key"], r["date"], r["value"]) for r in records] == [("A", '["Safari","Zürich"]', DAY, 3)]
+
+
 @pytest.mark.parametrize("date", ["all", "2025-01-01", "2025-01-01T00:00:00", "2025-01-01T05:00:00Z", DAY, "2025-01-01 05:00:00+0900"])
 def test_dates_as_mixpanel_may_write_them_are_dates(date):
     (record,) = flattened({"headers": ["$event"], "series": {"A": {date: 1}}})
     assert record["date"] == date
+
+
+@pytest.mark.parametrize("body", [{}, {"data": None}, {"data": [{"date": "2025-01-01"}]}, {"meta": {}, "data": "2025-01-01"}])
+def test_a_funnel_answer_without_its_days_fails_its_window(body):
+    response = answer(body)
+    response.request = requests.Request("GET", "https://mixpanel.com/api/query/funnels?funnel_id=7&from_date=2025-01-01&to_date=2025-01-02").prepare()
+    extractor = DateKeyedExtractor(field_path=["data"], config={}, parameters={}, stream="funnels").extract_records(response)
+    with pytest.raises(AirbyteTracedException) as raised:
+        next(extractor)
+    assert raised.value.message.startswith("Mixpanel answered funnel 7 for 2025-01-01..2025-01-02 with ")
+    assert ", which holds no data by day: " in raised.value.message and raised.value.message.endswith("deselect the funnels stream.")
 
 
 @pytest.mark.parametrize("profile, group_id", [

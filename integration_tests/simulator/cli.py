@@ -36,6 +36,8 @@ SWITCHES = {
     "insights_odd_leaves": 'values served in place of the first numbers of report 61001 (["12", true, {"value": 5}])',
     "insights_without_dates": "saved reports answered without their date level, metric -> breakdown -> number ([61004])",
     "odd_group_ids": "ids served in place of those of the first group profiles of group key 2 (null: no id at all)",
+    "odd_date_keys": "keys and values served in funnel 7509's data and revenue's results, beside or in place of their "
+                     'days ({"total": {"count": 1}}, {"2025-03-02": null})',
     "rate_limits": "enforce Mixpanel's per-project budgets (429 with Mixpanel's body over them)",
     "rate_window_seconds": "the length of Mixpanel's hour",
     "query_per_window": "query requests a window",

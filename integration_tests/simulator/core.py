@@ -42,6 +42,7 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         "insights_odd_leaves": list,
         "insights_without_dates": set,
         "odd_group_ids": list,
+        "odd_date_keys": dict,
         "rate_limits": bool,
         "rate_window_seconds": (int, float),
         "query_per_window": int,
@@ -88,6 +89,7 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         insights_odd_leaves=(),
         insights_without_dates=(),
         odd_group_ids=(),
+        odd_date_keys=None,
         rate_limits: bool = False,
         rate_window_seconds: float = 3600,
         query_per_window: int = 60,
@@ -128,10 +130,12 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         self.n_funnels = n_funnels
         self.n_cohorts = n_cohorts
         self.n_groups = n_groups
-        # Odd answers of saved reports and group profiles: see insights_report() and group_profiles().
+        # Odd answers of saved reports, group profiles, funnels and revenue: see insights_report(), group_profiles()
+        # and the funnels and revenue endpoints.
         self.insights_odd_leaves = list(insights_odd_leaves)
         self.insights_without_dates = set(insights_without_dates)
         self.odd_group_ids = list(odd_group_ids)
+        self.odd_date_keys = dict(odd_date_keys or {})
         # Mixpanel's budgets (off unless rate_limits): see limits.py.
         self.rate_limits = rate_limits
         self.rate_window_seconds = rate_window_seconds
@@ -269,7 +273,7 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
             elif kind is dict:
                 if not isinstance(value, dict):
                     raise ValueError(f"{name} must be an object")
-                value = {str(k): int(v) for k, v in value.items()}
+                value = {str(k): v if name == "odd_date_keys" else int(v) for k, v in value.items()}
             elif (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
                 raise ValueError(f"{name} has the wrong type")
             if name in ("first_event_day", "today") and value is not None and parse_day(value) is None:

@@ -8,7 +8,7 @@ import re
 from .common import PROJECT_ID, ApiError, days_between, parse_day
 from .events import EVENT_NAMES
 from .profiles import property_summary
-from .reports import FUNNELS_BOOKMARK, INSIGHTS_REPORTS
+from .reports import FUNNELS_BOOKMARK, INSIGHTS_REPORTS, ODD_KEYS_FUNNEL
 
 _WHERE_RE = re.compile(
     r'^\s*properties\s*\[\s*"\$last_seen"\s*\]\s*>=\s*"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})"\s*$'
@@ -168,7 +168,9 @@ class QueryEndpoints:
             raise ApiError(400, "simulator: only unit=day is simulated")
         from_day, to_day = self._date_range(params)
         dates = [d.isoformat() for d in days_between(from_day, to_day)]
-        self.send_json(200, {"meta": {"dates": dates}, "data": {d: sim.funnel_day(funnel_id, d) for d in dates}}, entry)
+        data = {d: sim.funnel_day(funnel_id, d) for d in dates}
+        odd = sim.odd_date_keys if funnel_id == ODD_KEYS_FUNNEL else {}
+        self.send_json(200, {"meta": {"dates": dates}, "data": {**data, **odd}}, entry)
 
     def _ep_revenue(self, params: dict, entry: dict) -> None:
         sim = self.server.sim
@@ -180,8 +182,8 @@ class QueryEndpoints:
                    "count": sum(v["count"] for v in days.values()),
                    "paid_count": sum(v["paid_count"] for v in days.values())}
         computed_at = dt.datetime.now(dt.timezone.utc).isoformat()
-        self.send_json(200, {"computed_at": computed_at, "results": {"$overall": overall, **days}, "status": "ok"},
-                       entry)
+        self.send_json(200, {"computed_at": computed_at, "results": {"$overall": overall, **days, **sim.odd_date_keys},
+                             "status": "ok"}, entry)
 
     # ---------------------------------------------------------------- annotations, me
     def _annotations_between(self, from_day, to_day) -> list:

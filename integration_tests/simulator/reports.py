@@ -25,6 +25,7 @@ INSIGHTS_REPORTS = {
 INSIGHTS_DAYS = 7  # the days a saved report shows, from first_event_day
 FUNNELS_BOOKMARK = 61098  # a saved funnels report: the Insights query refuses it (every other unknown id is "deleted")
 ODD_LEAVES_REPORT = 61001  # the report insights_odd_leaves changes
+ODD_KEYS_FUNNEL = 7509  # the funnel odd_date_keys changes (and revenue)
 
 
 def _leaf_sum(tree: dict, key: str):
