@@ -93,6 +93,8 @@ class RecordWriter:
         else:
             self.flush()
             print(f"{message}\n", end="")
+            if message.startswith('{"type":"STATE"'):  # the print buffer writes only at a later message: a wait may follow
+                PRINT_BUFFER.flush()
 
     def flush(self) -> None:
         if not self._batch:
