@@ -50,7 +50,6 @@ class PartitionStateCadence:
 
     def _on_timer(self) -> None:
         with self._cursor._lock, self._lock:
-            self._timer, self._timer_due = None, float("inf")
             if not self._done:
                 self._send_if_changed()
 

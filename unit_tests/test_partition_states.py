@@ -49,8 +49,9 @@ class _Timers:
             def start(self):
                 timers.armed.append(self)
 
-            def cancel(self):
-                timers.armed.remove(self)
+            def cancel(self):  # as threading.Timer's: nothing once it has fired
+                if self in timers.armed:
+                    timers.armed.remove(self)
 
             def fire(self):
                 timers.armed.remove(self)
@@ -59,14 +60,14 @@ class _Timers:
         return Timer()
 
 
-def funnels_cursor(days=2):
-    """The funnels stream's cursor over FUNNELS, one-day windows from 2025-03-01, sending its STATEs into a list."""
+def funnels_cursor(days=2, funnels=FUNNELS):
+    """The funnels stream's cursor over these funnels, one-day windows from 2025-03-01, sending its STATEs into a list."""
     config = {**CONFIG, "start_date": "2025-03-01", "end_date": f"2025-03-0{days}", "date_window_size": 1,
               "attribution_window": 0}
     (stream,) = [s for s in SourceMixpanel(config=config).streams(config) if s.name == "funnels"]
     cursor = stream.cursor
     cursor._partition_router.stream_slices = lambda: iter(
-        StreamSlice(partition={"funnel_id": funnel, "parent_slice": {}}, cursor_slice={}) for funnel in FUNNELS)
+        StreamSlice(partition={"funnel_id": funnel, "parent_slice": {}}, cursor_slice={}) for funnel in funnels)
     sent = []
     cursor._message_repository = type("Repository", (), {"emit_message": lambda self, message: sent.append(message)})()
     windows = [_Partition(window) for window in cursor.stream_slices()]
@@ -95,18 +96,13 @@ def clock(monkeypatch):
 
 
 def test_the_cdk_emits_through_emit_state_message_holding_its_lock_and_counts_finished_partitions(monkeypatch):
-    config = {**CONFIG, "date_window_size": 1, "attribution_window": 0}
-    (stream,) = [s for s in SourceMixpanel(config=config).streams(config) if s.name == "funnels"]
-    cursor = stream.cursor
+    cursor, windows, _ = funnels_cursor(days=3, funnels=FUNNELS[:2])
     assert isinstance(cursor, ConcurrentPerPartitionCursor)
     assert isinstance(cursor._emit_state_message.__self__, partition_states.PartitionStateCadence)
     calls = []
     monkeypatch.setattr(cursor, "_emit_state_message", lambda throttle=True: calls.append((throttle, cursor._lock.locked(),
         cursor._generated_partitions_count - len(cursor._processing_partitions_indexes))))
-    cursor._partition_router.stream_slices = lambda: iter(
-        StreamSlice(partition={"funnel_id": funnel, "parent_slice": {}}, cursor_slice={}) for funnel in FUNNELS[:2])
-    windows = [_Partition(window) for window in cursor.stream_slices()]
-    assert len(windows) == 6  # 2025-03-01..03: three windows a funnel
+    assert len(windows) == 6  # three windows a funnel
     for window in windows:
         cursor.close_partition(window)
     cursor.ensure_at_least_one_state_emitted()
