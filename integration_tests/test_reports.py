@@ -1,11 +1,14 @@
 """funnels, revenue and annotations through the real command, against the simulator's ground truth."""
 
 import datetime as dt
+import json
+import subprocess
+import threading
 
 import jsonschema
 import pytest
 
-from integration_tests.conftest import configured_catalog, project_secret_config, run_connector, service_account_config, switched
+from integration_tests.conftest import CONNECTOR, configured_catalog, project_secret_config, run_connector, service_account_config, switched
 from integration_tests.test_insights_groups import failed_with
 
 
@@ -62,6 +65,62 @@ def test_funnels_resume_at_the_saved_day_minus_the_attribution_window(tmp_path, 
     assert resumed == days("2025-04-07", "2025-04-15")
     final = run.states[-1]["stream"]["stream_state"]["states"]
     assert {s["partition"]["funnel_id"]: s["cursor"]["date"] for s in final}[first_funnel] == "2025-04-15T00:00:00Z"
+
+
+def test_funnel_states_grow_with_finished_funnels_not_with_windows_times_funnels(tmp_path, sim):
+    # 40 funnels x 5 one-day windows: a STATE after every window, each holding every funnel, was 201 STATEs.
+    config = service_account_config(sim, start_date="2025-03-01", end_date="2025-03-05", date_window_size=1,
+                                    query_requests_per_hour=1000)
+    with switched(sim, n_funnels=40):
+        run, _ = read(tmp_path, config, ["funnels"])
+        funnel_ids = {f["funnel_id"] for f in sim.funnels()}
+    assert run.stream_statuses("funnels")[-1] == "COMPLETE" and len(run.records_of("funnels")) == 40 * 5
+    states = [s["stream"]["stream_state"] for s in run.states]
+    # At most one when the first window closes, one per finished funnel and the last; never one equal to the one before.
+    assert len(states) <= 2 + len(funnel_ids)
+    assert all(before != after for before, after in zip(states, states[1:]))
+    assert {s["partition"]["funnel_id"]: s["cursor"]["date"] for s in states[-1]["states"]} == dict.fromkeys(
+        funnel_ids, "2025-03-05T00:00:00Z")
+
+
+def test_a_sync_killed_between_funnels_does_not_read_the_finished_ones_again(tmp_path, sim):
+    """Two funnels read, then a budget wait before the third: the STATE holding both comes during the wait."""
+    config = service_account_config(sim, start_date="2025-03-01", end_date="2025-03-02", attribution_window=0,
+                                    query_requests_per_hour=3, rate_limit_window_seconds=600)
+    (catalog_message,) = run_connector(tmp_path, "discover", config).of_type("CATALOG")
+    catalog = configured_catalog(catalog_message["catalog"], ["funnels"], "incremental")
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    sim.reset_log()
+    sync = subprocess.Popen([CONNECTOR, "read", "--config", str(tmp_path / "config.json"), "--catalog",
+                             str(tmp_path / "catalog.json")], stdout=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(120, sync.kill)  # a STATE that never comes fails the test, not after the whole wait
+    watchdog.start()
+    finished = []
+    try:
+        for line in sync.stdout:  # the list and two funnels spend the budget of 3; the third waits 10 minutes
+            if line.startswith('{"type":"STATE"'):
+                state = json.loads(line)["state"]["stream"]["stream_state"]
+                finished = [s["partition"]["funnel_id"] for s in state["states"] if s["cursor"]["date"] == "2025-03-02T00:00:00Z"]
+                if len(finished) == 2:
+                    break
+    finally:
+        watchdog.cancel()
+        sync.kill()
+        sync.wait()
+    assert len(finished) == 2, "no STATE held the two funnels read before the wait"
+    (unread,) = {f["funnel_id"] for f in sim.funnels()} - set(finished)
+    assert {r["params"]["funnel_id"] for r in sim.requests_to("/api/query/funnels")} == {str(f) for f in finished}
+
+    sim.reset_log()
+    saved = [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "funnels"}, "stream_state": state}}]
+    run = run_connector(tmp_path, "read", dict(config, query_requests_per_hour=60), catalog=catalog, state=saved)
+    assert run.stream_statuses("funnels")[-1] == "COMPLETE"
+    # The finished funnels ask only for their saved day, as after a sync that completed; the unread one for both days.
+    asked = {r["params"]["funnel_id"]: (r["params"]["from_date"], r["params"]["to_date"]) for r in sim.requests_to("/api/query/funnels")}
+    assert asked == {**{str(f): ("2025-03-02", "2025-03-02") for f in finished}, str(unread): ("2025-03-01", "2025-03-02")}
+    assert sorted((r["funnel_id"], r["date"]) for r in run.records_of("funnels")) == sorted(
+        [(f, "2025-03-02") for f in finished] + [(unread, "2025-03-01"), (unread, "2025-03-02")])
 
 
 def test_revenue_is_one_record_per_day_and_never_the_overall_total(tmp_path, sim):

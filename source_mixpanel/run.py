@@ -95,7 +95,8 @@ class RecordWriter:
         else:
             self.flush()
             print(f"{message}\n", end="")
-            if message.startswith(('{"type":"STATE"', '{"type":"RECORD"')):
+            if message.startswith(('{"type":"STATE"', '{"type":"RECORD"')):  # out now, not at a later message: a wait may follow
+                PRINT_BUFFER.flush()
                 sign_of_life()
 
     def flush(self) -> None:

@@ -30,6 +30,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_mixpanel import export_run
 from source_mixpanel.budget import RequestBudget
 from source_mixpanel.cursors import WindowCursorFeed, keep_export_run, kept_without_cursor_value
+from source_mixpanel.partition_states import PartitionStateCadence
 from source_mixpanel.plan import log_plan
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -79,7 +80,7 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
     Python for the export timeout because the manifest schema takes only a number for read_timeout_in_seconds;
     for the budget because the manifest's api_budget is the CDK's HTTPAPIBudget, which cannot keep Mixpanel's
     limits (budget.py), so the factory is handed ours; for the plan that a read logs first (plan.py); for a
-    STATE after every finished funnel, which the CDK would send at most every ten minutes; and for a shorter queue of
+    STATE soon after every finished funnel (partition_states.py); and for a shorter queue of
     records between threads and a cursor fed once per window (speed and memory, README, Performance).
     """
 
@@ -122,7 +123,7 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
             if isinstance(cursor, ConcurrentPerPartitionCursor):
                 # Under the budget a funnel may finish an hour before the next: its state must not wait for the
                 # CDK's ten-minute throttle, or a sync stopped in between reads it again.
-                cursor._throttle_state_message = time.time
+                PartitionStateCadence(cursor)
         return streams
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:

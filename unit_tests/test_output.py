@@ -2,12 +2,14 @@
 
 import inspect
 import io
+import math
+import sys
 from queue import Queue
 
 from airbyte_cdk.sources.concurrent_source.concurrent_source import ConcurrentSource
 
 from source_mixpanel import budget_family
-from source_mixpanel.run import RecordWriter
+from source_mixpanel.run import PRINT_BUFFER, RecordWriter
 from source_mixpanel.source import RECORDS_IN_FLIGHT, SourceMixpanel
 from unit_tests.test_export_cursor import CONFIG
 
@@ -24,6 +26,19 @@ def test_a_message_never_overtakes_the_records_before_it(monkeypatch):
     writer.write(b'{"type":"RECORD","n":3}')
     writer.flush()
     assert out.getvalue() == b'{"type":"RECORD","n":1}\n{"type":"RECORD","n":2}\n{"type":"STATE"}\n{"type":"RECORD","n":3}\n'
+
+
+def test_a_state_goes_out_at_once_while_other_messages_wait_in_the_print_buffer(monkeypatch):
+    # The CDK's print buffer writes only when a later message comes: a STATE before a long wait would wait with it.
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "__stdout__", out)
+    monkeypatch.setattr(sys, "stdout", PRINT_BUFFER)
+    monkeypatch.setattr(PRINT_BUFFER, "last_flush_time", math.inf)  # as if it had just written
+    writer = RecordWriter(io.BytesIO())
+    writer.write('{"type":"LOG"}')
+    assert out.getvalue() == ""
+    writer.write('{"type":"STATE","state":{}}')
+    assert out.getvalue() == '{"type":"LOG"}\n{"type":"STATE","state":{}}\n'
 
 
 def test_a_batch_goes_out_once_it_is_large():
