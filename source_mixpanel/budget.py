@@ -24,6 +24,7 @@ from airbyte_cdk.sources.declarative.interpolation import InterpolatedString
 from airbyte_cdk.sources.streams.call_rate import APIBudget
 from airbyte_cdk.sources.streams.http.error_handlers import ErrorHandler
 
+from source_mixpanel.answers import continuation_page, request_parameters
 from source_mixpanel.budget_family import Family
 
 
@@ -72,7 +73,11 @@ class RequestBudget(APIBudget):
         self._local.family = family
         if family is None:
             return
-        family.acquire(self._what(request))
+        asked = request_parameters(request)
+        # Mixpanel does not count an engage session's later pages against the hour, so none waits for the window
+        # and its session cannot expire in a budget pause; a 429 on one is sent again as a counted request.
+        family.acquire(self._what(request), window=asked.get("from_date") or asked.get("fromDate") or "",
+                       counted=not continuation_page(asked))
         if self._answered not in request.hooks["response"]:
             request.register_hook("response", self._answered)
 

@@ -82,6 +82,8 @@ def test_never_more_than_three_a_second():
 def test_never_more_in_flight_than_allowed_and_a_request_that_raised_frees_its_place():
     family = Family("query", ".", per_window=60, window=3600, in_flight=2)
     budget = RequestBudget([family])
+    family.acquire("GET /a")  # the run's first request, answered: no probe holds the others back
+    family.answered(answer())
     holding, finish = threading.Barrier(3), threading.Event()
 
     def hold(ends_with_an_exception):
@@ -104,6 +106,69 @@ def test_never_more_in_flight_than_allowed_and_a_request_that_raised_frees_its_p
     for thread in threads:
         thread.join(5)
     assert len(family._holders) == 1  # only the third holds a place now
+
+
+def test_a_run_sends_its_first_request_alone_and_the_others_after_its_answer():
+    family = Family("query", ".", per_window=60, window=3600)
+    family.acquire("GET /a")
+    others = [threading.Event() for _ in range(3)]
+    for sent in others:
+        in_thread(lambda sent=sent: (family.acquire("GET /b"), sent.set()))
+    assert not others[0].wait(0.3)  # nobody bursts while the first request tests the budget
+    family.answered(answer())
+    assert all(sent.wait(2) for sent in others)
+
+
+def test_places_go_to_the_earliest_window_first_whatever_the_order_of_asking():
+    family = Family("export", ".", per_window=2, window=0.5)
+    family.acquire("GET /export", window="2025-04-01")
+    family.answered(answer())
+    family.acquire("GET /export", window="2025-04-02")  # the window is full now
+    family.answered(answer())
+    granted, lock = [], threading.Lock()
+
+    def ask(day):
+        family.acquire("GET /export", window=day)
+        with lock:
+            granted.append(day)
+        family.answered(answer())
+
+    threads = []
+    for day in ("2025-04-09", "2025-04-05", "2025-04-03", "2025-04-07"):  # later windows ask first
+        threads.append(in_thread(lambda day=day: ask(day)))
+        time.sleep(0.02)
+    for thread in threads:
+        thread.join(5)
+    assert granted == ["2025-04-03", "2025-04-05", "2025-04-07", "2025-04-09"]
+
+
+def test_a_request_sent_again_after_a_429_keeps_its_place_in_line():
+    family = Family("query", ".", per_window=60, window=6)  # a probe after window / 60 = 0.1 s
+    family.acquire("GET /a", window="2025-04-01")
+    family.answered(answer())
+    family.acquire("GET /a", window="2025-04-05")
+    family.refused(refusal(), "GET /a", attempt=1)
+    later = threading.Event()
+    in_thread(lambda: (family.acquire("GET /b", window="2025-04-05"), later.set()))  # the same window, asked later
+    family.acquire("GET /a")  # sent again: it goes first, as the probe
+    assert not later.wait(0.3)
+    family.answered(answer())
+    assert later.wait(2)
+
+
+def test_engage_continuation_pages_wait_for_a_place_in_flight_only():
+    family = Family("query", ".", per_window=1, window=3600, in_flight=2)
+    family.acquire("POST /api/query/engage")
+    family.answered(answer())  # the window is full for an hour
+    family.acquire("POST /api/query/engage", counted=False)  # page 1 goes at once
+    second = threading.Event()
+    in_thread(lambda: (family.acquire("POST /api/query/engage", counted=False), second.set()))
+    assert second.wait(2)  # page 1 of another session: two in flight
+    third = threading.Event()
+    in_thread(lambda: (family.acquire("POST /api/query/engage", counted=False), third.set()))
+    assert not third.wait(0.3)  # a third waits for a place in flight, not for the hour
+    family.answered(answer())
+    assert third.wait(2)
 
 
 def test_a_full_window_at_mixpanel_blocks_the_family_and_one_request_probes():

@@ -45,6 +45,7 @@ SWITCHES = {
     "rate_retry_after": "send Retry-After with a 429",
     "engage_page_size_on_page_zero_only": "engage pages after the first omit page_size",
     "expire_next_sessions": "this many new engage sessions expire before their second page",
+    "engage_session_seconds": "an engage session not asked for a page for this many seconds expires (null: never)",
     "legacy_times": "a project created before 2023: days are local days of `timezone` and `time` is local wall time",
     "late_events": 'events of old days that reach Mixpanel when this is set ({"2025-04-02": 5}), for late arrivals',
 }
