@@ -6,6 +6,8 @@ The families and their limits are declared in manifest.yaml (`request_budget`); 
 
 Every request of a family takes a place in its moving window before it is sent (budget_family.Family): no more
 than `per_window` in any window, `per_second` in any second, `in_flight` at once. Under the budget nothing waits.
+Waiting requests get places earliest window first, the order the state advances in; a run's first request of a
+family goes alone. An engage session's later pages, which Mixpanel does not count, take only a place in flight.
 A 429 is waited out and sent again in RequestBudget's response hook, as Family.refused decides, so the CDK's retry
 loop never sees it: a concurrency refusal makes that request step back for seconds, an hourly one blocks the family
 until the run's oldest request in the window ages out or, when another client spent the budget, probes with one

@@ -7,7 +7,7 @@ import random
 import re
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import requests
 from airbyte_cdk.models import FailureType
@@ -95,10 +95,11 @@ class Family:
         self._arrivals = itertools.count()
         self._tickets: Dict[int, Tuple[str, int]] = {}  # thread -> its request's place in line, kept until answered
         self._waiting: Dict[int, Tuple[str, int]] = {}  # thread -> its place in line, while it waits to be sent
+        self._uncounted: Set[int] = set()  # threads whose request in flight Mixpanel does not count (engage pages)
         self._blocked_until = 0.0
         self._blocked_why = ""
-        # The run's first request, and the first after a 429, goes alone: it tests whether Mixpanel accepts again,
-        # so a run that starts on a budget spent elsewhere sends one request into the refusal, not a burst.
+        # The run's first request, and the first after a refusal for the hour, goes alone: it tests whether Mixpanel
+        # accepts them, so a run that starts on a budget spent elsewhere sends one request into the refusal, not a burst.
         self._probe_due = True
         self._prober: Optional[int] = None
         self._refused_since: Optional[float] = None
@@ -147,6 +148,9 @@ class Family:
                 if self._probe_due and self._prober is None:
                     self._prober = me
                 self._calls.append(call)
+                self._uncounted.discard(me)
+            else:
+                self._uncounted.add(me)
 
     def _wait(self, now: float, me: int) -> Tuple[Optional[float], str]:
         """How long before this thread may send (None: until another request ends), and why; 0 to send now."""
@@ -192,7 +196,10 @@ class Family:
             me = threading.get_ident()
             self._release(me)
             self._tickets.pop(me, None)
-            if response is not None and response.status_code != 429:
+            uncounted = me in self._uncounted
+            self._uncounted.discard(me)
+            # An uncounted page accepted says nothing of the hour: refusals of counted requests go on as they were.
+            if response is not None and response.status_code != 429 and not uncounted:
                 self._refused_since, self._refusals, self._probe_due = None, 0, False
             self._cond.notify_all()
 

@@ -171,6 +171,22 @@ def test_engage_continuation_pages_wait_for_a_place_in_flight_only():
     assert third.wait(2)
 
 
+def test_a_page_accepted_while_the_hour_refuses_does_not_end_the_refusal():
+    family = Family("query", ".", per_window=60, window=6)  # a probe after window / 60 = 0.1 s
+    family.acquire("POST /api/query/engage")
+    family.answered(answer())
+    family.acquire("GET /a")
+    family.refused(refusal(), "GET /a", attempt=1)
+    family.acquire("POST /api/query/engage", counted=False)
+    family.answered(answer())  # a continuation page: Mixpanel does not count it, so it says nothing of the hour
+    family.acquire("GET /a")  # the probe
+    others = threading.Event()
+    in_thread(lambda: (family.acquire("GET /b"), others.set()))
+    assert not others.wait(0.3)  # still one request at a time until a counted one is accepted
+    family.answered(answer())
+    assert others.wait(2)
+
+
 def test_a_full_window_at_mixpanel_blocks_the_family_and_one_request_probes():
     family = Family("query", ".", per_window=60, window=6)  # a probe after window / 60 = 0.1 s
     family.acquire("GET /a")
@@ -259,20 +275,19 @@ def test_the_plan_counts_requests_per_family_and_the_least_time_the_budget_allow
     query, export = budget.families
     assert least_time(60, query) == 0 and least_time(61, query) == 3600 and least_time(1680, query) == 27 * 3600
     assert least_time(53, export) == 52 / 3
-    cohorts = [StreamSlice(partition={"cohort_id": i}, cursor_slice={}, extra_fields={"count": count})
-               for i, count in enumerate([2500, 0] + [10] * 38)]
+    cohorts = [StreamSlice(partition={"cohort_id": i}, cursor_slice={}) for i in range(40)]
     slices = {"funnels": [{}] * 1560, "cohort_members": cohorts, "engage": [{}], "export": [{}] * 53, "revenue": None}
-    assert plan_lines(slices, budget, page_size=1000) == [
-        "Plan: 1,607 query requests or more (funnels 1,560, cohort_members ≥42, engage ≥1, funnel list 1, cohorts list 1, "
+    assert plan_lines(slices, budget) == [
+        "Plan: 1,605 query requests or more (funnels 1,560, cohort_members 40, engage 1, funnel list 1, cohorts list 1, "
         "event property discovery 1, profile property discovery 1, revenue ?): at 60 an hour this sync needs at least 26 h.",
         "Plan: 53 export requests (export 53): at 60 an hour and 3 a second this sync needs at least 17 s.",
     ]
 
 
-def test_the_plan_counts_a_query_per_saved_report_and_a_lookup_and_pages_per_group_key():
+def test_the_plan_counts_a_query_per_saved_report_and_a_lookup_and_a_first_page_per_group_key():
     budget = RequestBudget.from_manifest(MANIFEST["definitions"]["request_budget"], {})
     slices = {"insights": [{"bookmark_id": b} for b in (1, 2, 3)], "groups": [{"data_group_id": 1}, {"data_group_id": 2}]}
-    assert plan_lines(slices, budget, page_size=1000) == [
-        "Plan: 7 query requests or more (insights 3, groups ≥2, group property discovery 2): within the budget of 60 an "
-        "hour, no wait unless other clients spend it.",
+    assert plan_lines(slices, budget) == [
+        "Plan: 7 query requests (insights 3, groups 2, group property discovery 2): within the budget of 60 an hour, no "
+        "wait unless other clients spend it.",
     ]
