@@ -161,14 +161,20 @@ def test_engage_continuation_pages_wait_for_a_place_in_flight_only():
     family.acquire("POST /api/query/engage")
     family.answered(answer())  # the window is full for an hour
     family.acquire("POST /api/query/engage", counted=False)  # page 1 goes at once
-    second = threading.Event()
-    in_thread(lambda: (family.acquire("POST /api/query/engage", counted=False), second.set()))
+    second, third, done = threading.Event(), threading.Event(), threading.Event()
+
+    def page(sent):
+        family.acquire("POST /api/query/engage", counted=False)
+        sent.set()
+        done.wait(5)  # the thread lives on, holding its place (a thread that ended may lend its id to the next)
+
+    in_thread(lambda: page(second))
     assert second.wait(2)  # page 1 of another session: two in flight
-    third = threading.Event()
-    in_thread(lambda: (family.acquire("POST /api/query/engage", counted=False), third.set()))
+    in_thread(lambda: page(third))
     assert not third.wait(0.3)  # a third waits for a place in flight, not for the hour
     family.answered(answer())
     assert third.wait(2)
+    done.set()
 
 
 def test_a_page_accepted_while_the_hour_refuses_does_not_end_the_refusal():
