@@ -383,7 +383,28 @@ def test_budgets_answer_429_with_mixpanel_bodies_and_count_only_what_they_admit(
     assert report["query"]["refused"] == {"hour": 1, "concurrent": 1, "spent": 1}
     assert report["query"]["admitted"] == 4 and report["query"]["most_in_window"] == 3
     assert {k: v for k, v in report["export"].items() if k != "most_in_flight"} == {
-        "admitted": 3, "most_in_window": 3, "most_in_a_second": 3, "refused": {"second": 1}}
+        "admitted": 3, "counted": 3, "most_in_window": 3, "most_in_a_second": 3, "refused": {"second": 1}}
+
+
+def test_engage_pages_after_the_first_count_only_in_flight_and_an_unused_session_expires(sim):
+    sim.configure(rate_limits=True, rate_window_seconds=30, query_per_window=1, engage_session_seconds=0.5)
+    url = f"{sim.url}/api/query/engage"
+    first = requests.post(url, params=PID, data={"page_size": "100"}, auth=SA, timeout=5)
+    assert first.status_code == 200  # the hour is full now
+    page = {"page_size": "100", "session_id": first.json()["session_id"]}
+    assert requests.post(url, params=PID, data={**page, "page": "1"}, auth=SA, timeout=5).status_code == 200
+    assert requests.post(url, params=PID, data={"page_size": "100"}, auth=SA, timeout=5).status_code == 429
+    time.sleep(0.4)
+    assert requests.post(url, params=PID, data={**page, "page": "2"}, auth=SA, timeout=5).status_code == 200
+    time.sleep(0.7)  # longer than the session lives without a page
+    expired = requests.post(url, params=PID, data={**page, "page": "3"}, auth=SA, timeout=5)
+    assert expired.status_code == 400 and "session expired" in expired.json()["error"]
+    sim.configure(others_in_flight=5)  # the concurrency limit applies to every page
+    busy = requests.post(url, params=PID, data={"page_size": "100", "session_id": page["session_id"], "page": "1"},
+                         auth=SA, timeout=5)
+    assert busy.status_code == 429 and "6/5 queries running concurrently" in busy.json()["error"]
+    report = sim.rate_report()["query"]
+    assert (report["admitted"], report["counted"], report["refused"]) == (4, 1, {"hour": 1, "concurrent": 1})
 
 
 def test_every_switch_is_documented_and_settable_from_the_command_line():

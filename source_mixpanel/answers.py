@@ -67,7 +67,7 @@ class AnswerCheck(ErrorHandler):
         if "to_date cannot be later than today" in text:
             raise config_error("Mixpanel says the export asked for a day after today in the project's timezone: set "
                                 "project_timezone to the timezone in Mixpanel's Project Settings > Overview.", answered)
-        if asked.get("session_id") and asked.get("page") not in (None, "", "0"):
+        if continuation_page(asked):
             query = json.dumps({k: v for k, v in asked.items() if k not in ("session_id", "page")}, sort_keys=True)
             with _restarted_lock:
                 first_time = query not in _restarted_queries
@@ -100,6 +100,11 @@ def _is_data(response: requests.Response) -> bool:
     if isinstance(body, list):
         return True
     return isinstance(body, dict) and "error" not in body and body.get("status") != "error"
+
+
+def continuation_page(asked: Mapping[str, str]) -> bool:
+    """Whether these request parameters ask for an engage session's page after the first."""
+    return bool(asked.get("session_id")) and asked.get("page") not in (None, "", "0")
 
 
 def answer_text(response: requests.Response) -> str:

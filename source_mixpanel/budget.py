@@ -6,6 +6,8 @@ The families and their limits are declared in manifest.yaml (`request_budget`); 
 
 Every request of a family takes a place in its moving window before it is sent (budget_family.Family): no more
 than `per_window` in any window, `per_second` in any second, `in_flight` at once. Under the budget nothing waits.
+Waiting requests get places earliest window first, the order the state advances in; a run's first request of a
+family goes alone. An engage session's later pages, which Mixpanel does not count, take only a place in flight.
 A 429 is waited out and sent again in RequestBudget's response hook, as Family.refused decides, so the CDK's retry
 loop never sees it: a concurrency refusal makes that request step back for seconds, an hourly one blocks the family
 until the run's oldest request in the window ages out or, when another client spent the budget, probes with one
@@ -31,6 +33,7 @@ from airbyte_cdk.sources.streams.call_rate import APIBudget
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_mixpanel.answers import continuation_page, request_parameters
 from source_mixpanel.budget_family import QUIET_WINDOWS, Family, clock_after, duration, quiet_deadline, retry_after
 
 logger = logging.getLogger("airbyte")
@@ -83,7 +86,11 @@ class RequestBudget(APIBudget):
         self._local.family = family
         if family is None:
             return
-        family.acquire(self._what(request))
+        asked = request_parameters(request)
+        # Mixpanel does not count an engage session's later pages against the hour, so none waits for the window
+        # and its session cannot expire in a budget pause; a 429 on one is sent again as a counted request.
+        family.acquire(self._what(request), window=asked.get("from_date") or asked.get("fromDate") or "",
+                       counted=not continuation_page(asked))
         if self._answered not in request.hooks["response"]:
             request.register_hook("response", self._answered)
 

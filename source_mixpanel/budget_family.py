@@ -1,12 +1,13 @@
 """One of Mixpanel's budgets (query or export): the run's requests in its moving window, the waits, and each 429 read."""
 
 import email.utils
+import itertools
 import logging
 import random
 import re
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import requests
 from airbyte_cdk.models import FailureType
@@ -115,9 +116,16 @@ class Family:
         # One entry per request sent: when Mixpanel counted it at the latest (its answer, or the send while in flight).
         self._calls: List[List[float]] = []
         self._holders: Dict[int, List[float]] = {}  # thread -> its call, while the request is in flight
+        # Places go to waiting requests in the order the state advances: the earliest window first, then by arrival.
+        self._arrivals = itertools.count()
+        self._tickets: Dict[int, Tuple[str, int]] = {}  # thread -> its request's place in line, kept until answered
+        self._waiting: Dict[int, Tuple[str, int]] = {}  # thread -> its place in line, while it waits to be sent
+        self._uncounted: Set[int] = set()  # threads whose request in flight Mixpanel does not count (engage pages)
         self._blocked_until = 0.0
         self._blocked_why = ""
-        self._probe_due = False  # after a 429, one request tests whether Mixpanel accepts again
+        # The run's first request, and the first after a refusal for the hour, goes alone: it tests whether Mixpanel
+        # accepts them, so a run that starts on a budget spent elsewhere sends one request into the refusal, not a burst.
+        self._probe_due = True
         self._prober: Optional[int] = None
         self._refused_since: Optional[float] = None
         self._refusals = 0
@@ -131,26 +139,43 @@ class Family:
         return f"{self.per_window} {per}{second}"
 
     # ------------------------------------------------------------------------------------ before a request
-    def acquire(self, what: str) -> None:
-        """Wait until the budget has a place for one more request, and take it."""
+    def acquire(self, what: str, window: Optional[str] = None, counted: bool = True) -> None:
+        """Wait until the budget has a place for one more request, and take it.
+
+        A new request's `window` (its from_date, or "") puts it before requests of later windows; None is the thread's
+        request sent again after a 429, which keeps its place in line. A request Mixpanel does not count against the
+        window (`counted` False: an engage continuation page) waits only for a place in flight.
+        """
         me = threading.get_ident()
         with self._cond:
             self._release(me)
             started = time.monotonic()
-            while True:
-                if self._failure is not None:
-                    raise BudgetSpent(self._failure)
-                now = time.monotonic()
-                wait, why = self._wait(now, me)
-                if wait == 0:
-                    break
-                self._announce(now, now - started, wait, why, what)
-                self._cond.wait(self.heartbeat if wait is None else min(wait, self.heartbeat))
-            if self._probe_due and self._prober is None:
-                self._prober = me
+            if window is not None or me not in self._tickets:
+                self._tickets[me] = (window or "", next(self._arrivals))
+            if counted:
+                self._waiting[me] = self._tickets[me]
+            try:
+                while True:
+                    if self._failure is not None:
+                        raise BudgetSpent(self._failure)
+                    now = time.monotonic()
+                    wait, why = self._wait(now, me) if counted else self._wait_in_flight()
+                    if wait == 0:
+                        break
+                    self._announce(now, now - started, wait, why, what)
+                    self._cond.wait(self.heartbeat if wait is None else min(wait, self.heartbeat))
+            finally:
+                if self._waiting.pop(me, None) is not None:
+                    self._cond.notify_all()  # the next in line may go
             call = [now]
-            self._calls.append(call)
             self._holders[me] = call
+            if counted:
+                if self._probe_due and self._prober is None:
+                    self._prober = me
+                self._calls.append(call)
+                self._uncounted.discard(me)
+            else:
+                self._uncounted.add(me)
 
     def _wait(self, now: float, me: int) -> Tuple[Optional[float], str]:
         """How long before this thread may send (None: until another request ends), and why; 0 to send now."""
@@ -158,7 +183,7 @@ class Family:
         if self._blocked_until > now:
             return self._blocked_until - now, self._blocked_why
         if self._prober is not None and self._prober != me:
-            return None, f"the one {self.name} request that tests whether Mixpanel accepts them again"
+            return None, f"the one {self.name} request that tests whether Mixpanel accepts them"
         if len(self._calls) >= self.per_window:
             oldest = min(call[0] for call in self._calls)
             return oldest + self.window - now, f"{self.per_window} {self.name} requests in the last {duration(self.window)}"
@@ -166,6 +191,14 @@ class Family:
             recent = [call[0] for call in self._calls if call[0] > now - 1]
             if len(recent) >= self.per_second:
                 return min(recent) + 1 - now, f"{self.per_second} {self.name} requests a second"
+        wait_in_flight = self._wait_in_flight()
+        if wait_in_flight[0] != 0:
+            return wait_in_flight
+        if any(ticket < self._waiting[me] for ticket in self._waiting.values()):
+            return None, f"{self.name} requests of earlier windows, which go first"
+        return 0, ""
+
+    def _wait_in_flight(self) -> Tuple[Optional[float], str]:
         if self.in_flight and len(self._holders) >= self.in_flight:
             return None, f"{self.in_flight} {self.name} requests in flight"
         return 0, ""
@@ -187,7 +220,11 @@ class Family:
         with self._cond:
             me = threading.get_ident()
             self._release(me)
-            if response is not None and response.status_code != 429:
+            self._tickets.pop(me, None)
+            uncounted = me in self._uncounted
+            self._uncounted.discard(me)
+            # An uncounted page accepted says nothing of the hour: refusals of counted requests go on as they were.
+            if response is not None and response.status_code != 429 and not uncounted:
                 self._refused_since, self._refusals, self._probe_due = None, 0, False
             self._cond.notify_all()
 

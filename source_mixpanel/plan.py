@@ -4,7 +4,6 @@ Python because only the built streams know their partitions (a funnel's windows 
 per cohort from the cohorts list); counting them is what the first lines of a read tell the user.
 """
 
-import math
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
@@ -12,10 +11,10 @@ from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStrea
 from source_mixpanel.budget import RequestBudget
 from source_mixpanel.budget_family import Family, duration
 
-# The family each stream's requests go to (the query family otherwise); engage, cohort members and groups page, so
-# their counts are lower bounds. Insights is one request per saved report.
+# The family each stream's requests go to (the query family otherwise). Engage, cohort members and groups page, and
+# only a query's first page takes a place in the hour (Mixpanel does not count the pages after it): one a partition.
+# Insights is one request per saved report.
 STREAM_FAMILIES = {"export": "export"}
-PAGED_STREAMS = ("engage", "cohort_members", "groups")
 # Asked once per run by the streams that shape their records with it.
 DISCOVERY = {"event property discovery": ("export",), "profile property discovery": ("engage", "cohort_members")}
 
@@ -28,17 +27,14 @@ def partitions_of(stream: AbstractStream) -> Optional[List[Mapping[str, Any]]]:
         return None
 
 
-def requests_per_stream(slices: Mapping[str, Optional[List[Mapping[str, Any]]]], page_size: int) -> Dict[str, Tuple[Optional[int], bool]]:
-    """stream or purpose -> (requests, whether that is only a lower bound); None requests when unknown."""
+def requests_per_stream(slices: Mapping[str, Optional[List[Mapping[str, Any]]]]) -> Dict[str, Tuple[Optional[int], bool]]:
+    """stream or purpose -> (requests the budget counts, whether that is only a lower bound); None when unknown."""
     counts: Dict[str, Tuple[Optional[int], bool]] = {}
     for name, stream_slices in slices.items():
         if stream_slices is None:
             counts[name] = (None, True)
-        elif name == "cohort_members":  # a cohort's member count says how many pages it takes at least
-            members = [(getattr(s, "extra_fields", None) or {}).get("count") or 0 for s in stream_slices]
-            counts[name] = (sum(max(1, math.ceil(count / page_size)) for count in members), True)
         else:
-            counts[name] = (len(stream_slices), name in PAGED_STREAMS)
+            counts[name] = (len(stream_slices), False)
     if "funnels" in slices:
         counts["funnel list"] = (1, False)
     if "cohort_members" in slices and "cohorts" not in slices:
@@ -58,10 +54,10 @@ def least_time(requests: int, family: Family) -> float:
     return max(windows, seconds)
 
 
-def plan_lines(slices: Mapping[str, Optional[List[Mapping[str, Any]]]], budget: RequestBudget, page_size: int) -> List[str]:
+def plan_lines(slices: Mapping[str, Optional[List[Mapping[str, Any]]]], budget: RequestBudget) -> List[str]:
     """One line per family that the read will use."""
     by_family: Dict[str, List[Tuple[str, Optional[int], bool]]] = {}
-    for name, (count, at_least) in requests_per_stream(slices, page_size).items():
+    for name, (count, at_least) in requests_per_stream(slices).items():
         family = STREAM_FAMILIES.get(name, "query")
         by_family.setdefault(family, []).append((name, count, at_least))
     lines = []
@@ -82,7 +78,7 @@ def plan_lines(slices: Mapping[str, Optional[List[Mapping[str, Any]]]], budget: 
     return lines
 
 
-def log_plan(streams: Iterable[AbstractStream], budget: RequestBudget, config: Mapping[str, Any], logger: Any) -> None:
+def log_plan(streams: Iterable[AbstractStream], budget: RequestBudget, logger: Any) -> None:
     slices = {stream.name: partitions_of(stream) for stream in streams}
-    for line in plan_lines(slices, budget, int(config.get("page_size") or 1000)):
+    for line in plan_lines(slices, budget):
         logger.info(line)

@@ -159,7 +159,7 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
                            f"discover and select from {', '.join(stream.name for stream in streams)}.")
             raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
         planned = [stream for stream in streams if stream.name in selected]
-        log_plan(planned, self.budget, self._config, logger)
+        log_plan(planned, self.budget, logger)
         try:  # property discovery now: where the CDK starts a stream, a failure escapes its loop with no stream status
             for stream in planned:
                 stream.get_json_schema()

@@ -82,6 +82,8 @@ def test_never_more_than_three_a_second():
 def test_never_more_in_flight_than_allowed_and_a_request_that_raised_frees_its_place():
     family = Family("query", ".", per_window=60, window=3600, in_flight=2)
     budget = RequestBudget([family])
+    family.acquire("GET /a")  # the run's first request, answered: no probe holds the others back
+    family.answered(answer())
     holding, finish = threading.Barrier(3), threading.Event()
 
     def hold(ends_with_an_exception):
@@ -104,6 +106,91 @@ def test_never_more_in_flight_than_allowed_and_a_request_that_raised_frees_its_p
     for thread in threads:
         thread.join(5)
     assert len(family._holders) == 1  # only the third holds a place now
+
+
+def test_a_run_sends_its_first_request_alone_and_the_others_after_its_answer():
+    family = Family("query", ".", per_window=60, window=3600)
+    family.acquire("GET /a")
+    others = [threading.Event() for _ in range(3)]
+    for sent in others:
+        in_thread(lambda sent=sent: (family.acquire("GET /b"), sent.set()))
+    assert not others[0].wait(0.3)  # nobody bursts while the first request tests the budget
+    family.answered(answer())
+    assert all(sent.wait(2) for sent in others)
+
+
+def test_places_go_to_the_earliest_window_first_whatever_the_order_of_asking():
+    family = Family("export", ".", per_window=2, window=0.5)
+    family.acquire("GET /export", window="2025-04-01")
+    family.answered(answer())
+    family.acquire("GET /export", window="2025-04-02")  # the window is full now
+    family.answered(answer())
+    granted, lock = [], threading.Lock()
+
+    def ask(day):
+        family.acquire("GET /export", window=day)
+        with lock:
+            granted.append(day)
+        family.answered(answer())
+
+    threads = []
+    for day in ("2025-04-09", "2025-04-05", "2025-04-03", "2025-04-07"):  # later windows ask first
+        threads.append(in_thread(lambda day=day: ask(day)))
+        time.sleep(0.02)
+    for thread in threads:
+        thread.join(5)
+    assert granted == ["2025-04-03", "2025-04-05", "2025-04-07", "2025-04-09"]
+
+
+def test_a_request_sent_again_after_a_429_keeps_its_place_in_line():
+    family = Family("query", ".", per_window=60, window=6)  # a probe after window / 60 = 0.1 s
+    family.acquire("GET /a", window="2025-04-01")
+    family.answered(answer())
+    family.acquire("GET /a", window="2025-04-05")
+    family.refused(refusal(), "GET /a", attempt=1)
+    later = threading.Event()
+    in_thread(lambda: (family.acquire("GET /b", window="2025-04-05"), later.set()))  # the same window, asked later
+    family.acquire("GET /a")  # sent again: it goes first, as the probe
+    assert not later.wait(0.3)
+    family.answered(answer())
+    assert later.wait(2)
+
+
+def test_engage_continuation_pages_wait_for_a_place_in_flight_only():
+    family = Family("query", ".", per_window=1, window=3600, in_flight=2)
+    family.acquire("POST /api/query/engage")
+    family.answered(answer())  # the window is full for an hour
+    family.acquire("POST /api/query/engage", counted=False)  # page 1 goes at once
+    second, third, done = threading.Event(), threading.Event(), threading.Event()
+
+    def page(sent):
+        family.acquire("POST /api/query/engage", counted=False)
+        sent.set()
+        done.wait(5)  # the thread lives on, holding its place (a thread that ended may lend its id to the next)
+
+    in_thread(lambda: page(second))
+    assert second.wait(2)  # page 1 of another session: two in flight
+    in_thread(lambda: page(third))
+    assert not third.wait(0.3)  # a third waits for a place in flight, not for the hour
+    family.answered(answer())
+    assert third.wait(2)
+    done.set()
+
+
+def test_a_page_accepted_while_the_hour_refuses_does_not_end_the_refusal():
+    family = Family("query", ".", per_window=60, window=6)  # a probe after window / 60 = 0.1 s
+    family.acquire("POST /api/query/engage")
+    family.answered(answer())
+    family.acquire("GET /a")
+    family.refused(refusal(), "GET /a", attempt=1)
+    family.acquire("POST /api/query/engage", counted=False)
+    family.answered(answer())  # a continuation page: Mixpanel does not count it, so it says nothing of the hour
+    family.acquire("GET /a")  # the probe
+    others = threading.Event()
+    in_thread(lambda: (family.acquire("GET /b"), others.set()))
+    assert not others.wait(0.3)  # still one request at a time until a counted one is accepted
+    family.answered(answer())
+    assert others.wait(2)
 
 
 def test_a_full_window_at_mixpanel_blocks_the_family_and_one_request_probes():
@@ -279,20 +366,19 @@ def test_the_plan_counts_requests_per_family_and_the_least_time_the_budget_allow
     query, export = budget.families
     assert least_time(60, query) == 0 and least_time(61, query) == 3600 and least_time(1680, query) == 27 * 3600
     assert least_time(53, export) == 52 / 3
-    cohorts = [StreamSlice(partition={"cohort_id": i}, cursor_slice={}, extra_fields={"count": count})
-               for i, count in enumerate([2500, 0] + [10] * 38)]
+    cohorts = [StreamSlice(partition={"cohort_id": i}, cursor_slice={}) for i in range(40)]
     slices = {"funnels": [{}] * 1560, "cohort_members": cohorts, "engage": [{}], "export": [{}] * 53, "revenue": None}
-    assert plan_lines(slices, budget, page_size=1000) == [
-        "Plan: 1,607 query requests or more (funnels 1,560, cohort_members ≥42, engage ≥1, funnel list 1, cohorts list 1, "
+    assert plan_lines(slices, budget) == [
+        "Plan: 1,605 query requests or more (funnels 1,560, cohort_members 40, engage 1, funnel list 1, cohorts list 1, "
         "event property discovery 1, profile property discovery 1, revenue ?): at 60 an hour this sync needs at least 26 h.",
         "Plan: 53 export requests (export 53): at 60 an hour and 3 a second this sync needs at least 17 s.",
     ]
 
 
-def test_the_plan_counts_a_query_per_saved_report_and_a_lookup_and_pages_per_group_key():
+def test_the_plan_counts_a_query_per_saved_report_and_a_lookup_and_a_first_page_per_group_key():
     budget = RequestBudget.from_manifest(MANIFEST["definitions"]["request_budget"], {})
     slices = {"insights": [{"bookmark_id": b} for b in (1, 2, 3)], "groups": [{"data_group_id": 1}, {"data_group_id": 2}]}
-    assert plan_lines(slices, budget, page_size=1000) == [
-        "Plan: 7 query requests or more (insights 3, groups ≥2, group property discovery 2): within the budget of 60 an "
-        "hour, no wait unless other clients spend it.",
+    assert plan_lines(slices, budget) == [
+        "Plan: 7 query requests (insights 3, groups 2, group property discovery 2): within the budget of 60 an hour, no "
+        "wait unless other clients spend it.",
     ]

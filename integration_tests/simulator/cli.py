@@ -50,6 +50,7 @@ SWITCHES = {
     "rate_retry_after": "send Retry-After with a 429: true for the seconds until Mixpanel accepts again, a text sent as it is (\"0\", a past HTTP-date, \"1e20\", \"soon\")",
     "engage_page_size_on_page_zero_only": "engage pages after the first omit page_size",
     "expire_next_sessions": "this many new engage sessions expire before their second page",
+    "engage_session_seconds": "an engage session not asked for a page for this many seconds expires (null: never)",
     "legacy_times": "a project created before 2023: days are local days of `timezone` and `time` is local wall time",
     "imported_events": "a share of a day's events that reached Mixpanel hours after their time, as /import sends "
                        'them ({"2025-04-02": {"share": 1, "hours": 10}})',

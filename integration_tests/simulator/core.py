@@ -55,6 +55,7 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         "rate_retry_after": (bool, str),
         "engage_page_size_on_page_zero_only": bool,
         "expire_next_sessions": int,
+        "engage_session_seconds": (int, float, type(None)),
         "legacy_times": bool,
         "imported_events": dict,
         "late_events": dict,
@@ -102,6 +103,7 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         rate_retry_after: bool | str = False,
         engage_page_size_on_page_zero_only: bool = False,
         expire_next_sessions: int = 0,
+        engage_session_seconds: float | None = None,
         legacy_times: bool = False,
         imported_events=None,
         late_events=None,
@@ -150,6 +152,7 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         # Hostile answers, for the adversarial tests: see answer(), inject_export_lines() and extra_profiles.
         self.engage_page_size_on_page_zero_only = engage_page_size_on_page_zero_only  # later pages omit page_size
         self.expire_next_sessions = expire_next_sessions  # this many new engage sessions expire before page 1
+        self.engage_session_seconds = engage_session_seconds  # a session not asked for a page this long expires
         self.extra_profiles: list[dict] = []  # engage profiles beyond the generated ones
         # A project created before 2023: days are local days and `time` is the local wall time (true instants in
         # true_times). Late events: {day: count} events of that day that reach Mixpanel when the switch is set, or
@@ -176,6 +179,7 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         self.late_events = late_events or {}
         self._sessions: dict[str, list] = {}
         self._session_counter = 0
+        self._session_last_page: dict[str, float] = {}
         self._memo: dict = {}
         self._body_cache: dict = {}
         self._body_cache_bytes = 0

@@ -52,7 +52,7 @@ class QueryEndpoints:
         else:
             session_id = params.get("session_id")
             with sim._lock:
-                if session_id in sim._expiring:
+                if session_id in sim._expiring or sim._session_outlived(session_id):
                     sim._expiring.discard(session_id)
                     sim._sessions.pop(session_id, None)
                     raise ApiError(400, "simulator: the session expired: query again from page 0")

@@ -21,7 +21,9 @@ class Limits:
     """Mixpanel's budgets (a mixin of MixpanelSimulator): a moving window per family of endpoints (query 60, export 60;
     rate_window_seconds shortens Mixpanel's hour for tests), queries in flight (5), exports per second (3), and a
     budget "spent by another client" (spend_budget). Over a limit it answers 429 with Mixpanel's body, with
-    Retry-After when rate_retry_after is on (the true seconds, or a text it holds, sent as it is). Refused requests do not count against the window."""
+    Retry-After when rate_retry_after is on (the true seconds, or a text it holds, sent as it is). Refused requests do
+    not count against the window, nor do engage's continuation pages (as Mixpanel's support says): only the
+    concurrency limit applies to those."""
 
     def spend_budget(self, seconds: float, families=("query", "export")) -> None:
         """Another client has spent these families' hourly budgets for the next `seconds`."""
@@ -35,8 +37,9 @@ class Limits:
             return self.export_per_window, self.export_concurrent, self.export_per_second
         return self.query_per_window, self.query_concurrent, None
 
-    def admit(self, family: str, entry: dict) -> None:
-        """Count a request against its family's budget, or raise the 429 Mixpanel would send."""
+    def admit(self, family: str, entry: dict, counted: bool = True) -> None:
+        """Count a request against its family's budget, or raise the 429 Mixpanel would send; one not `counted`
+        against the hour (an engage continuation page) takes only a place in flight."""
         if not self.rate_limits:
             return
         now = time.monotonic()
@@ -47,19 +50,20 @@ class Limits:
             in_flight = self._in_flight[family] + (self.others_in_flight if family == "query" else 0)
             last_second = sum(1 for t in window if t > now - 1)
             spent_until = self._spent_until.get(family, 0.0)
-            if now < spent_until:
+            if counted and now < spent_until:
                 refused, wait = "spent", spent_until - now
-            elif len(window) >= per_window:
+            elif counted and len(window) >= per_window:
                 refused, wait = "hour", min(window) + self.rate_window_seconds - now
             elif in_flight >= concurrent:
                 refused, wait = "concurrent", 1.0
-            elif per_second is not None and last_second >= per_second:
+            elif counted and per_second is not None and last_second >= per_second:
                 refused, wait = "second", 1.0
             else:
-                window.append(now)
+                if counted:
+                    window.append(now)
                 self._in_flight[family] += 1
                 self._most_in_flight[family] = max(self._most_in_flight[family], self._in_flight[family])
-                entry.update(family=family, admitted=now)
+                entry.update(family=family, admitted=now, counted=counted)
                 return
             entry.update(family=family, refused=refused)
         in_hour = per_window + 1 if refused in ("spent", "hour") else len(window) + 1
@@ -81,20 +85,23 @@ class Limits:
                 self._in_flight[entry["family"]] -= 1
 
     def rate_report(self) -> dict:
-        """Per family, from the request log: the most admitted in any moving window, in any second, and at
-        once, and the 429s by cause ("spent" is another client's doing; any other cause is the client's)."""
+        """Per family, from the request log: the requests admitted, the most counted in any moving window and in
+        any second, the most at once, and the 429s by cause ("spent" is another client's doing; any other cause
+        is the client's)."""
         with self._lock:
             log = [dict(r) for r in self.requests if r.get("family")]
             most_in_flight = dict(self._most_in_flight)
         report = {}
         for family in ("query", "export"):
-            times = sorted(r["time"] for r in log if r["family"] == family and not r.get("refused"))
+            admitted = [r for r in log if r["family"] == family and not r.get("refused")]
+            times = sorted(r["time"] for r in admitted if r.get("counted", True))
             refusals: dict = {}
             for r in log:
                 if r["family"] == family and r.get("refused"):
                     refusals[r["refused"]] = refusals.get(r["refused"], 0) + 1
             report[family] = {
-                "admitted": len(times),
+                "admitted": len(admitted),
+                "counted": len(times),
                 "most_in_window": _most_within(times, self.rate_window_seconds),
                 "most_in_a_second": _most_within(times, 1.0),
                 "most_in_flight": most_in_flight[family],

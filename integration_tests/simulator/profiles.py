@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import re
+import time
 import zlib
 
 from .common import PROJECT_ID
@@ -212,9 +213,23 @@ class ProfileData:
             self._session_counter += 1
             sid = f"{1700000000 + self._session_counter}-SIM{self._session_counter:05X}"
             self._sessions[sid] = matching
+            self._session_last_page[sid] = time.monotonic()
             if self.expire_next_sessions > 0:
                 self.expire_next_sessions -= 1
                 self._expiring.add(sid)
             while len(self._sessions) > 500:
-                self._sessions.pop(next(iter(self._sessions)))
+                oldest = next(iter(self._sessions))
+                self._sessions.pop(oldest)
+                self._session_last_page.pop(oldest, None)
         return sid
+
+    def _session_outlived(self, sid) -> bool:
+        """Whether the session went without a page for longer than engage_session_seconds; if not, it is used now."""
+        with self._lock:
+            now, last = time.monotonic(), self._session_last_page.get(sid)
+            if last is None:
+                return False
+            if self.engage_session_seconds is not None and now - last > self.engage_session_seconds:
+                return True
+            self._session_last_page[sid] = now
+            return False

@@ -257,7 +257,8 @@ class Handler(ExportEndpoint, QueryEndpoints, BaseHTTPRequestHandler):
             self.send_bytes(canned["status"], canned["body"], canned["type"], entry, gzip_ok=False,
                             headers=canned["headers"])
             return
-        sim.admit("export" if kind == "export" else "query", entry)
+        continuation = endpoint == "engage" and params.get("session_id") and str(params.get("page") or "0") != "0"
+        sim.admit("export" if kind == "export" else "query", entry, counted=not continuation)
         if kind != "export" and sim.query_latency:
             sim._stopping.wait(float(sim.query_latency))
         getattr(self, "_ep_" + endpoint)(params, entry)
