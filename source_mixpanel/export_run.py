@@ -33,6 +33,7 @@ MARGIN_MS = 3_600_000
 READ_KEYS = ("read_at", "read_from")  # the export state's keys for the last read, beside its cursor
 DEDUP_KEY = "dedup_key"  # the export's primary key: the column dedup_key() fills
 DETECTION_SAMPLE = 1000  # events of the first window that tell how the project stores `time`: enough to decide
+DETECTION_SCAN = 10 * DETECTION_SAMPLE  # events whose readings differ read at most, when few tell (imports)
 DETECTION_MINIMUM, DETECTION_AGREEMENT = 10, 0.8  # fewer events that tell, or less agreement, is unclear evidence
 # Mixpanel cannot receive an event before it happens: a reading that says so is impossible, beyond a clock difference.
 CLOCK_TOLERANCE = 300
@@ -241,31 +242,13 @@ class ExportRun:
         """For `detect`: tells from the window's events how the project stores `time`, once, before any record is
         emitted; the state keeps the decision (`pointed_storage` says how one event tells). While the offset is 0
         both readings agree, and while no event is out nothing depends on the decision: it waits for a later window."""
-        if self.storage is not None:
+        if self.storage is not None or self._offset_is_zero_throughout(window):
             return
+        # Read outside the lock: the other windows' threads note their reads meanwhile.
+        told, differing, unknown = self._tally(spool)
         with self._lock:
-            if self.storage is not None:
+            if self.storage is not None:  # another window decided meanwhile: the decision is made once
                 return
-            told: Dict[str, List[Tuple[float, int]]] = {choice: [] for choice in STORAGE_CHOICES}
-            differing = unknown = 0
-            for _, event, _ in events(spooled_lines(spool)):
-                properties = event["properties"]
-                received, seconds = properties.get("mp_processing_time_ms"), unix_time(properties.get("time"))
-                # The wall time read in the project's timezone: on a DST day its offset is not the one at the same
-                # numbers read as UTC, which made prompt events look received before their time.
-                offset = 0 if seconds is None else round(seconds - self.clock.to_utc(seconds, received))
-                if not offset:
-                    continue
-                if not isinstance(received, (int, float)) or isinstance(received, bool):
-                    unknown += 1
-                    continue
-                differing += 1
-                delay = received / 1000 - seconds
-                choice = pointed_storage(delay, offset)
-                if choice is not None:
-                    told[choice].append((delay, offset))
-                    if len(told["utc"]) + len(told["project_timezone"]) >= DETECTION_SAMPLE:
-                        break
             if not differing:
                 if unknown:  # the two readings differ here and nothing tells which holds: never guess
                     message = (f"The export of {window} gives no mp_processing_time_ms to tell how the project stores "
@@ -274,6 +257,47 @@ class ExportRun:
                     raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
                 return
             self._decide(told, differing, window)
+
+    def _offset_is_zero_throughout(self, window: str) -> bool:
+        """Whether the project's UTC offset is 0 at every day boundary of the window (`from..to`), so no event of it
+        can tell: a zone changes its offset at most once a day."""
+        first, _, last = window.partition("..")
+        try:
+            boundary, end = _day_start(first), _day_start(last) + 86400
+        except ValueError:  # days that cannot be placed: the events are read
+            return False
+        while boundary <= end:
+            if self.clock.offset_at_utc(boundary):
+                return False
+            boundary += 86400
+        return True
+
+    def _tally(self, spool: IO[bytes]) -> Tuple[Dict[str, List[Tuple[float, int]]], int, int]:
+        """The window's events that tell, by reading, with their delays and offsets; how many events the readings
+        differ for; how many of those have no mp_processing_time_ms. Reads up to DETECTION_SAMPLE events that tell
+        or DETECTION_SCAN events the readings differ for, whichever comes first."""
+        told: Dict[str, List[Tuple[float, int]]] = {choice: [] for choice in STORAGE_CHOICES}
+        differing = unknown = voters = 0
+        for _, event, _ in events(spooled_lines(spool)):
+            properties = event["properties"]
+            received, seconds = properties.get("mp_processing_time_ms"), unix_time(properties.get("time"))
+            # The wall time read in the project's timezone: on a DST day its offset is not the one at the same
+            # numbers read as UTC, which made prompt events look received before their time.
+            offset = 0 if seconds is None else round(seconds - self.clock.to_utc(seconds, received))
+            if not offset:
+                continue
+            if not isinstance(received, (int, float)) or isinstance(received, bool):
+                unknown += 1
+            else:
+                differing += 1
+                delay = received / 1000 - seconds
+                choice = pointed_storage(delay, offset)
+                if choice is not None:
+                    told[choice].append((delay, offset))
+                    voters += 1
+            if voters >= DETECTION_SAMPLE or differing + unknown >= DETECTION_SCAN:
+                break
+        return told, differing, unknown
 
     def _decide(self, told: Mapping[str, List[Tuple[float, int]]], differing: int, window: str) -> None:
         """The decision from the events that tell, logged with its evidence: the default when they are too few or

@@ -215,3 +215,61 @@ def test_on_a_spring_dst_day_prompt_events_of_a_legacy_project_all_point_to_its_
         run.decide_storage(io.BytesIO(gzip.compress("\n".join(lines).encode())), "2025-03-09..2025-03-09")
     assert run.storage == "project_timezone"
     assert any(f"{len(lines)} of the {len(lines)} events that tell point to it" in r.message for r in caplog.records)
+
+
+def london_winter(count):
+    """A gzipped spool of a legacy London project's January events (UTC+0), each received a minute after its time."""
+    lines = [json.dumps({"event": "e", "properties": {"time": 1736467200 + i, "mp_processing_time_ms": (1736467260 + i) * 1000}})
+             for i in range(count)]
+    return io.BytesIO(gzip.compress("\n".join(lines).encode() + b"\n"))
+
+
+def test_a_window_at_offset_zero_is_not_read_for_detection():
+    # London in winter is UTC+0 without being named UTC: no event of 2025-01-10..12 can tell, so none is read.
+    run = ExportRun({"project_timezone": "Europe/London"}, None, incremental=True)
+    spool = london_winter(500)
+    run.decide_storage(spool, "2025-01-10..2025-01-12")
+    assert spool.tell() == 0 and run.storage is None and run.state_extras(None) == {}
+    # A window that reaches into summer time (from 2025-03-30 01:00 UTC) is read: its summer events tell.
+    summer = ExportRun({"project_timezone": "Europe/London"}, None, incremental=True)
+    summer.decide_storage(spooled((100, 600 - 3600)), "2025-03-29..2025-06-11")
+    assert summer.storage == "project_timezone"
+
+
+def counting_events(monkeypatch, during=None):
+    """Counts the events detection reads, calling `during` before the first."""
+    scanned, events = [], export_run.events
+
+    def counted(lines):
+        for item in events(lines):
+            if during and not scanned:
+                during()
+            scanned.append(item)
+            yield item
+
+    monkeypatch.setattr(export_run, "events", counted)
+    return scanned
+
+
+def test_detection_reads_a_bounded_number_of_events_when_few_tell(monkeypatch):
+    scanned = counting_events(monkeypatch)
+    monkeypatch.setattr(export_run, "DETECTION_SCAN", 100, raising=False)
+    run = ExportRun({"project_timezone": "Europe/Berlin"}, None, incremental=True)
+    run.decide_storage(spooled((500, 30 * 86400)), "2025-06-11..2025-06-11")  # all imported: none tells
+    assert len(scanned) == 100 and run.storage == "utc"
+
+
+def test_detection_reads_outside_the_lock_and_keeps_a_decision_made_meanwhile(monkeypatch):
+    run = ExportRun({"project_timezone": "Europe/Berlin"}, None, incremental=True)
+    free = []
+
+    def another_window_decides():
+        free.append(run._lock.acquire(blocking=False))  # the other threads' reads are noted meanwhile
+        if free[0]:
+            run.storage = run._kept = "project_timezone"
+            run._lock.release()
+
+    counting_events(monkeypatch, another_window_decides)
+    run.decide_storage(spooled((100, 600)), "2025-06-11..2025-06-11")  # these alone would say UTC
+    assert free == [True] and run.storage == "project_timezone"
+    assert run.state_extras(None) == {"time_storage": "project_timezone"}
