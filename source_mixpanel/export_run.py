@@ -30,6 +30,7 @@ logger = logging.getLogger("airbyte")
 # An event Mixpanel received up to this long before the last run read its day still counts as new: the export may
 # show an event a little after Mixpanel received it. Events it re-sends are duplicates that dedup_key merges.
 MARGIN_MS = 3_600_000
+LOCAL_DAY_LEAD = 14 * 3600  # a legacy project's days are local: one begins up to 14 h before the UTC day (UTC+14)
 READ_KEYS = ("read_at", "read_from")  # the export state's keys for the last read, beside its cursor
 DEDUP_KEY = "dedup_key"  # the export's primary key: the column dedup_key() fills
 DETECTION_SAMPLE = 1000  # events of the first window that tell how the project stores `time`: enough to decide
@@ -87,8 +88,9 @@ def _next_day(day: str, days: int) -> str:
 
 def _saved_read(state: Mapping[str, Any]) -> Tuple[Dict[str, str], Tuple[float, float], Optional[int]]:
     """The saved read, its days as Unix seconds and its cutoff in ms; none when the state has none, or one that
-    cannot be true (a read_at after this machine's clock, or more than a day before its last day begins): believed,
-    it would hide events, so those days are read whole again (duplicates that dedup_key merges), with one WARN."""
+    cannot be true (a read_at after this machine's clock, or before the first day it read began anywhere):
+    believed, it would hide events, so those days are read whole again (duplicates that dedup_key merges), with one
+    WARN. `time` may be days past read_at: a sync whose lookback failed keeps the read while later windows move it."""
     read_at, read_from, saved_time = _parse_iso(state.get("read_at")), state.get("read_from"), state.get("time")
     if read_at is None or not isinstance(read_from, str) or not isinstance(saved_time, str):
         return {}, (0.0, 0.0), None
@@ -96,10 +98,10 @@ def _saved_read(state: Mapping[str, Any]) -> Tuple[Dict[str, str], Tuple[float, 
         days = (_day_start(read_from), _day_start(saved_time[:10]) + 86400)
     except ValueError:
         return {}, (0.0, 0.0), None
-    if read_at > time.time() or days[1] - 2 * 86400 > read_at:
-        logger.warning(f"The saved state of export says it read its days up to {saved_time} at {state['read_at']}, which "
-                       f"cannot be (this machine's clock says {_iso(time.time())}): every event of those days is read "
-                       f"again, and duplicates are merged by {DEDUP_KEY}.")
+    if read_at > time.time() or read_at < days[0] - LOCAL_DAY_LEAD:
+        logger.warning(f"The saved state of export says it read its days from {read_from} at {state['read_at']}, which "
+                       f"cannot be (before {read_from} began, or after this machine's clock: {_iso(time.time())}): every "
+                       f"event of its days up to {saved_time} is read again, and duplicates are merged by {DEDUP_KEY}.")
         return {}, (0.0, 0.0), None
     return {"read_at": state["read_at"], "read_from": read_from}, days, int(read_at * 1000) - MARGIN_MS
 

@@ -53,12 +53,18 @@ def test_a_run_filters_only_the_days_the_last_run_read():
     assert ExportRun({}, {"time": "2025-04-03T21:00:00Z"}, incremental=True).cutoff_ms is None  # a 4.x state
 
 
-@pytest.mark.parametrize("read_at, time", [("2030-01-01T00:00:00Z", "2025-04-03T21:00:00Z"),  # after this clock
-                                           ("2025-04-01T00:00:00Z", "2025-04-03T21:00:00Z")])  # before its last day
-def test_a_saved_read_that_cannot_be_true_is_not_believed(read_at, time):
-    run = ExportRun({}, {"time": time, "read_at": read_at, "read_from": "2025-03-29"}, incremental=True)
-    assert run.cutoff_ms is None and not run.filters("2025-04-01", "2025-04-01")
-    assert run.state_extras(time) == {}  # and no STATE carries it on
+@pytest.mark.parametrize("read_at, time, believed", [
+    ("2030-01-01T00:00:00Z", "2025-04-03T21:00:00Z", False),  # after this machine's clock
+    ("2025-03-28T09:59:59Z", "2025-04-03T21:00:00Z", False),  # before 03-29 began anywhere (UTC+14: 03-28 10:00Z)
+    ("2025-03-28T10:00:00Z", "2025-04-03T21:00:00Z", True),  # a UTC+14 project's 03-29 had begun
+    ("2025-04-04T06:00:00Z", "2025-04-20T21:00:00Z", True),  # a lookback failed: later windows moved `time` on
+])
+def test_a_saved_read_is_believed_unless_it_cannot_be_true(caplog, read_at, time, believed):
+    saved = {"time": time, "read_at": read_at, "read_from": "2025-03-29"}
+    run = ExportRun({}, saved, incremental=True)
+    assert (run.cutoff_ms is not None) == believed and run.filters("2025-04-01", "2025-04-01") == believed
+    assert run.state_extras(time) == ({"read_at": read_at, "read_from": "2025-03-29"} if believed else {})
+    assert any("cannot be" in record.message for record in caplog.records) != believed  # one WARN when refused
 
 
 def respond(date=None, elapsed=0.0):
