@@ -30,9 +30,11 @@ logger = logging.getLogger("airbyte")
 # An event Mixpanel received up to this long before the last run read its day still counts as new: the export may
 # show an event a little after Mixpanel received it. Events it re-sends are duplicates that dedup_key merges.
 MARGIN_MS = 3_600_000
+LOCAL_DAY_LEAD = 14 * 3600  # a legacy project's days are local: one begins up to 14 h before the UTC day (UTC+14)
 READ_KEYS = ("read_at", "read_from")  # the export state's keys for the last read, beside its cursor
 DEDUP_KEY = "dedup_key"  # the export's primary key: the column dedup_key() fills
 DETECTION_SAMPLE = 1000  # events of the first window that tell how the project stores `time`: enough to decide
+DETECTION_SCAN = 10 * DETECTION_SAMPLE  # events whose readings differ read at most, when few tell (imports)
 DETECTION_MINIMUM, DETECTION_AGREEMENT = 10, 0.8  # fewer events that tell, or less agreement, is unclear evidence
 # Mixpanel cannot receive an event before it happens: a reading that says so is impossible, beyond a clock difference.
 CLOCK_TOLERANCE = 300
@@ -86,8 +88,9 @@ def _next_day(day: str, days: int) -> str:
 
 def _saved_read(state: Mapping[str, Any]) -> Tuple[Dict[str, str], Tuple[float, float], Optional[int]]:
     """The saved read, its days as Unix seconds and its cutoff in ms; none when the state has none, or one that
-    cannot be true (a read_at after this machine's clock, or more than a day before its last day begins): believed,
-    it would hide events, so those days are read whole again (duplicates that dedup_key merges), with one WARN."""
+    cannot be true (a read_at after this machine's clock, or before the first day it read began anywhere):
+    believed, it would hide events, so those days are read whole again (duplicates that dedup_key merges), with one
+    WARN. `time` may be days past read_at: a sync whose lookback failed keeps the read while later windows move it."""
     read_at, read_from, saved_time = _parse_iso(state.get("read_at")), state.get("read_from"), state.get("time")
     if read_at is None or not isinstance(read_from, str) or not isinstance(saved_time, str):
         return {}, (0.0, 0.0), None
@@ -95,10 +98,10 @@ def _saved_read(state: Mapping[str, Any]) -> Tuple[Dict[str, str], Tuple[float, 
         days = (_day_start(read_from), _day_start(saved_time[:10]) + 86400)
     except ValueError:
         return {}, (0.0, 0.0), None
-    if read_at > time.time() or days[1] - 2 * 86400 > read_at:
-        logger.warning(f"The saved state of export says it read its days up to {saved_time} at {state['read_at']}, which "
-                       f"cannot be (this machine's clock says {_iso(time.time())}): every event of those days is read "
-                       f"again, and duplicates are merged by {DEDUP_KEY}.")
+    if read_at > time.time() or read_at < days[0] - LOCAL_DAY_LEAD:
+        logger.warning(f"The saved state of export says it read its days from {read_from} at {state['read_at']}, which "
+                       f"cannot be (before {read_from} began, or after this machine's clock: {_iso(time.time())}): every "
+                       f"event of its days up to {saved_time} is read again, and duplicates are merged by {DEDUP_KEY}.")
         return {}, (0.0, 0.0), None
     return {"read_at": state["read_at"], "read_from": read_from}, days, int(read_at * 1000) - MARGIN_MS
 
@@ -241,31 +244,13 @@ class ExportRun:
         """For `detect`: tells from the window's events how the project stores `time`, once, before any record is
         emitted; the state keeps the decision (`pointed_storage` says how one event tells). While the offset is 0
         both readings agree, and while no event is out nothing depends on the decision: it waits for a later window."""
-        if self.storage is not None:
+        if self.storage is not None or self._offset_is_zero_throughout(window):
             return
+        # Read outside the lock: the other windows' threads note their reads meanwhile.
+        told, differing, unknown = self._tally(spool)
         with self._lock:
-            if self.storage is not None:
+            if self.storage is not None:  # another window decided meanwhile: the decision is made once
                 return
-            told: Dict[str, List[Tuple[float, int]]] = {choice: [] for choice in STORAGE_CHOICES}
-            differing = unknown = 0
-            for _, event, _ in events(spooled_lines(spool)):
-                properties = event["properties"]
-                received, seconds = properties.get("mp_processing_time_ms"), unix_time(properties.get("time"))
-                # The wall time read in the project's timezone: on a DST day its offset is not the one at the same
-                # numbers read as UTC, which made prompt events look received before their time.
-                offset = 0 if seconds is None else round(seconds - self.clock.to_utc(seconds, received))
-                if not offset:
-                    continue
-                if not isinstance(received, (int, float)) or isinstance(received, bool):
-                    unknown += 1
-                    continue
-                differing += 1
-                delay = received / 1000 - seconds
-                choice = pointed_storage(delay, offset)
-                if choice is not None:
-                    told[choice].append((delay, offset))
-                    if len(told["utc"]) + len(told["project_timezone"]) >= DETECTION_SAMPLE:
-                        break
             if not differing:
                 if unknown:  # the two readings differ here and nothing tells which holds: never guess
                     message = (f"The export of {window} gives no mp_processing_time_ms to tell how the project stores "
@@ -274,6 +259,47 @@ class ExportRun:
                     raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
                 return
             self._decide(told, differing, window)
+
+    def _offset_is_zero_throughout(self, window: str) -> bool:
+        """Whether the project's UTC offset is 0 at every day boundary of the window (`from..to`), so no event of it
+        can tell: a zone changes its offset at most once a day."""
+        first, _, last = window.partition("..")
+        try:
+            boundary, end = _day_start(first), _day_start(last) + 86400
+        except ValueError:  # days that cannot be placed: the events are read
+            return False
+        while boundary <= end:
+            if self.clock.offset_at_utc(boundary):
+                return False
+            boundary += 86400
+        return True
+
+    def _tally(self, spool: IO[bytes]) -> Tuple[Dict[str, List[Tuple[float, int]]], int, int]:
+        """The window's events that tell, by reading, with their delays and offsets; how many events the readings
+        differ for; how many of those have no mp_processing_time_ms. Reads up to DETECTION_SAMPLE events that tell
+        or DETECTION_SCAN events the readings differ for, whichever comes first."""
+        told: Dict[str, List[Tuple[float, int]]] = {choice: [] for choice in STORAGE_CHOICES}
+        differing = unknown = voters = 0
+        for _, event, _ in events(spooled_lines(spool)):
+            properties = event["properties"]
+            received, seconds = properties.get("mp_processing_time_ms"), unix_time(properties.get("time"))
+            # The wall time read in the project's timezone: on a DST day its offset is not the one at the same
+            # numbers read as UTC, which made prompt events look received before their time.
+            offset = 0 if seconds is None else round(seconds - self.clock.to_utc(seconds, received))
+            if not offset:
+                continue
+            if not isinstance(received, (int, float)) or isinstance(received, bool):
+                unknown += 1
+            else:
+                differing += 1
+                delay = received / 1000 - seconds
+                choice = pointed_storage(delay, offset)
+                if choice is not None:
+                    told[choice].append((delay, offset))
+                    voters += 1
+            if voters >= DETECTION_SAMPLE or differing + unknown >= DETECTION_SCAN:
+                break
+        return told, differing, unknown
 
     def _decide(self, told: Mapping[str, List[Tuple[float, int]]], differing: int, window: str) -> None:
         """The decision from the events that tell, logged with its evidence: the default when they are too few or

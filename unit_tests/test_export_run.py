@@ -53,12 +53,18 @@ def test_a_run_filters_only_the_days_the_last_run_read():
     assert ExportRun({}, {"time": "2025-04-03T21:00:00Z"}, incremental=True).cutoff_ms is None  # a 4.x state
 
 
-@pytest.mark.parametrize("read_at, time", [("2030-01-01T00:00:00Z", "2025-04-03T21:00:00Z"),  # after this clock
-                                           ("2025-04-01T00:00:00Z", "2025-04-03T21:00:00Z")])  # before its last day
-def test_a_saved_read_that_cannot_be_true_is_not_believed(read_at, time):
-    run = ExportRun({}, {"time": time, "read_at": read_at, "read_from": "2025-03-29"}, incremental=True)
-    assert run.cutoff_ms is None and not run.filters("2025-04-01", "2025-04-01")
-    assert run.state_extras(time) == {}  # and no STATE carries it on
+@pytest.mark.parametrize("read_at, time, believed", [
+    ("2030-01-01T00:00:00Z", "2025-04-03T21:00:00Z", False),  # after this machine's clock
+    ("2025-03-28T09:59:59Z", "2025-04-03T21:00:00Z", False),  # before 03-29 began anywhere (UTC+14: 03-28 10:00Z)
+    ("2025-03-28T10:00:00Z", "2025-04-03T21:00:00Z", True),  # a UTC+14 project's 03-29 had begun
+    ("2025-04-04T06:00:00Z", "2025-04-20T21:00:00Z", True),  # a lookback failed: later windows moved `time` on
+])
+def test_a_saved_read_is_believed_unless_it_cannot_be_true(caplog, read_at, time, believed):
+    saved = {"time": time, "read_at": read_at, "read_from": "2025-03-29"}
+    run = ExportRun({}, saved, incremental=True)
+    assert (run.cutoff_ms is not None) == believed and run.filters("2025-04-01", "2025-04-01") == believed
+    assert run.state_extras(time) == ({"read_at": read_at, "read_from": "2025-03-29"} if believed else {})
+    assert any("cannot be" in record.message for record in caplog.records) != believed  # one WARN when refused
 
 
 def respond(date=None, elapsed=0.0):
@@ -215,3 +221,61 @@ def test_on_a_spring_dst_day_prompt_events_of_a_legacy_project_all_point_to_its_
         run.decide_storage(io.BytesIO(gzip.compress("\n".join(lines).encode())), "2025-03-09..2025-03-09")
     assert run.storage == "project_timezone"
     assert any(f"{len(lines)} of the {len(lines)} events that tell point to it" in r.message for r in caplog.records)
+
+
+def london_winter(count):
+    """A gzipped spool of a legacy London project's January events (UTC+0), each received a minute after its time."""
+    lines = [json.dumps({"event": "e", "properties": {"time": 1736467200 + i, "mp_processing_time_ms": (1736467260 + i) * 1000}})
+             for i in range(count)]
+    return io.BytesIO(gzip.compress("\n".join(lines).encode() + b"\n"))
+
+
+def test_a_window_at_offset_zero_is_not_read_for_detection():
+    # London in winter is UTC+0 without being named UTC: no event of 2025-01-10..12 can tell, so none is read.
+    run = ExportRun({"project_timezone": "Europe/London"}, None, incremental=True)
+    spool = london_winter(500)
+    run.decide_storage(spool, "2025-01-10..2025-01-12")
+    assert spool.tell() == 0 and run.storage is None and run.state_extras(None) == {}
+    # A window that reaches into summer time (from 2025-03-30 01:00 UTC) is read: its summer events tell.
+    summer = ExportRun({"project_timezone": "Europe/London"}, None, incremental=True)
+    summer.decide_storage(spooled((100, 600 - 3600)), "2025-03-29..2025-06-11")
+    assert summer.storage == "project_timezone"
+
+
+def counting_events(monkeypatch, during=None):
+    """Counts the events detection reads, calling `during` before the first."""
+    scanned, events = [], export_run.events
+
+    def counted(lines):
+        for item in events(lines):
+            if during and not scanned:
+                during()
+            scanned.append(item)
+            yield item
+
+    monkeypatch.setattr(export_run, "events", counted)
+    return scanned
+
+
+def test_detection_reads_a_bounded_number_of_events_when_few_tell(monkeypatch):
+    scanned = counting_events(monkeypatch)
+    monkeypatch.setattr(export_run, "DETECTION_SCAN", 100, raising=False)
+    run = ExportRun({"project_timezone": "Europe/Berlin"}, None, incremental=True)
+    run.decide_storage(spooled((500, 30 * 86400)), "2025-06-11..2025-06-11")  # all imported: none tells
+    assert len(scanned) == 100 and run.storage == "utc"
+
+
+def test_detection_reads_outside_the_lock_and_keeps_a_decision_made_meanwhile(monkeypatch):
+    run = ExportRun({"project_timezone": "Europe/Berlin"}, None, incremental=True)
+    free = []
+
+    def another_window_decides():
+        free.append(run._lock.acquire(blocking=False))  # the other threads' reads are noted meanwhile
+        if free[0]:
+            run.storage = run._kept = "project_timezone"
+            run._lock.release()
+
+    counting_events(monkeypatch, another_window_decides)
+    run.decide_storage(spooled((100, 600)), "2025-06-11..2025-06-11")  # these alone would say UTC
+    assert free == [True] and run.storage == "project_timezone"
+    assert run.state_extras(None) == {"time_storage": "project_timezone"}
