@@ -179,7 +179,9 @@ class Family:
                     if (now >= deadline) if wait is None else (now + wait > deadline):
                         raise BudgetSpent(too_quiet(f"{what} waited for the {self.name} budget ({why})"))
                     self._announce(now, now - started, wait, why, what)
-                    self._cond.wait(min(self.heartbeat if wait is None else wait, self.heartbeat, deadline - now))
+                    # A wait of unknown length wakes at the heartbeat, or when the run's first probe stops holding it.
+                    unknown = self._probe_until - now if now < self._probe_until else self.heartbeat
+                    self._cond.wait(min(self.heartbeat, deadline - now, unknown if wait is None else wait))
             finally:
                 if self._waiting.pop(me, None) is not None:
                     self._cond.notify_all()  # the next in line may go
@@ -201,8 +203,7 @@ class Family:
         if self._blocked_until > now:
             return self._blocked_until - now, self._blocked_why
         if self._prober is not None and self._prober != me and now < self._probe_until:
-            wait = self._probe_until - now if self._probe_until < float("inf") else None
-            return wait, f"the one {self.name} request that tests whether Mixpanel accepts them"
+            return None, f"the one {self.name} request that tests whether Mixpanel accepts them"
         if len(self._calls) >= self.per_window:
             oldest = min(call[0] for call in self._calls)
             return oldest + self.window - now, f"{self.per_window} {self.name} requests in the last {duration(self.window)}"
