@@ -34,7 +34,7 @@ from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, Err
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel.answers import continuation_page, request_parameters
-from source_mixpanel.budget_family import QUIET_WINDOWS, Family, clock_after, duration, quiet_deadline, retry_after
+from source_mixpanel.budget_family import QUIET_WINDOWS, Family, clock_after, duration, quiet_deadline, retry_after, too_quiet
 
 logger = logging.getLogger("airbyte")
 
@@ -155,8 +155,10 @@ class MixpanelBackoff(BackoffStrategy):
     Mixpanel asks for where it makes sense, else `factor` seconds doubled each attempt; at most 5 minutes, said at
     INFO (what, how long, until when), and never past the run's quiet deadline.
 
-    Python because the CDK's WaitTimeFromHeader takes any number (1e20 crashes, 0 bursts, 999999999 waits 31 years)
-    and neither it nor ExponentialBackoffStrategy says what it waits for or until when.
+    Python because the CDK's backoff strategies neither bound Retry-After nor say what they wait for or until when.
+
+    WaitTimeFromHeader takes any number (1e20 crashes, 0 bursts, 999999999 waits 31 years); ExponentialBackoffStrategy
+    logs nothing.
     """
 
     config: Mapping[str, Any]
@@ -169,7 +171,6 @@ class MixpanelBackoff(BackoffStrategy):
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self.factor = float(self.factor)
         self.window = _number(self.window_seconds, self.config) or 3600
-        self._run_start = time.monotonic()
 
     def backoff_time(self, response_or_exception: Any, attempt_count: int) -> Optional[float]:
         request = getattr(response_or_exception, "request", None)
@@ -181,11 +182,8 @@ class MixpanelBackoff(BackoffStrategy):
             failed, asked = f"{what} failed ({type(response_or_exception).__name__})", None
         wait = min(asked if asked is not None else self.factor * 2 ** attempt_count, self.LONGEST)
         slept = wait + 1  # the CDK's extra second
-        if time.monotonic() + slept > quiet_deadline(self._run_start, self.window):
-            message = (f"{failed}, and the connector has written no record or state for so long that a wait of "
-                       f"{duration(slept)} before sending it again would leave Airbyte without a sign of life for "
-                       f"longer than it allows; the connector stops here, and a sync run again later resumes from its "
-                       f"last state.")
+        if time.monotonic() + slept > quiet_deadline(self.window):
+            message = too_quiet(failed)
             raise AirbyteTracedException(message=message, internal_message=message,
                                          failure_type=FailureType.transient_error)
         why = "" if asked is None else ", as its Retry-After asks" if asked <= self.LONGEST else (

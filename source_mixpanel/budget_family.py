@@ -63,7 +63,11 @@ def retry_after(response: requests.Response, longest: float) -> Optional[float]:
 # whatever it logs. No wait ends later than this many windows (2 h 45 min) after the run's start or its last RECORD
 # or STATE: that leaves 15 minutes for the request that follows (a query silent for 5 min, an export for 10, is retried).
 QUIET_WINDOWS = 2.75
+_run_start = time.monotonic()  # the quiet clock's start, until the run writes a RECORD or STATE
 _last_sign_of_life = float("-inf")  # none yet
+# The run's first request of a family goes alone for at most this long: a large export day can take minutes before
+# Mixpanel sends its headers, and a budget spent elsewhere answers 429 at once.
+FIRST_PROBE_WAIT = 5.0
 
 
 def sign_of_life() -> None:
@@ -72,13 +76,21 @@ def sign_of_life() -> None:
     _last_sign_of_life = time.monotonic()
 
 
-def quiet_deadline(run_start: float, window: float) -> float:
+def quiet_deadline(window: float) -> float:
     """When a wait must have ended: QUIET_WINDOWS windows after the run's start or its last RECORD or STATE."""
-    return max(run_start, _last_sign_of_life) + QUIET_WINDOWS * window
+    return max(_run_start, _last_sign_of_life) + QUIET_WINDOWS * window
 
 
-def quiet_for(run_start: float) -> float:
-    return time.monotonic() - max(run_start, _last_sign_of_life)
+def quiet_for() -> float:
+    """Seconds since the run's start or its last RECORD or STATE, whichever came later."""
+    return time.monotonic() - max(_run_start, _last_sign_of_life)
+
+
+def too_quiet(cause: str) -> str:
+    """The transient error of a wait that would end after the quiet deadline; `cause` says what it waits for."""
+    return (f"{cause} after the connector had written no record or state for {duration(quiet_for())}: waiting on "
+            f"would leave Airbyte without a sign of life for longer than it allows; the connector stops here, and a "
+            f"sync run again later resumes from its last state.")
 
 
 def _refusal_text(response: requests.Response) -> str:
@@ -111,7 +123,6 @@ class Family:
         self.in_flight = int(in_flight) if in_flight else None
         self.patience = 2 * self.window
         self.heartbeat = max(5.0, min(300.0, self.window / 12))  # Airbyte wants a sign of life every few minutes
-        self._run_start = time.monotonic()  # the quiet clock's start, until the run writes a RECORD or STATE
         self._cond = threading.Condition()
         # One entry per request sent: when Mixpanel counted it at the latest (its answer, or the send while in flight).
         self._calls: List[List[float]] = []
@@ -127,6 +138,7 @@ class Family:
         # accepts them, so a run that starts on a budget spent elsewhere sends one request into the refusal, not a burst.
         self._probe_due = True
         self._prober: Optional[int] = None
+        self._probe_until = float("inf")  # when the others stop waiting for the probe's answer
         self._refused_since: Optional[float] = None
         self._refusals = 0
         self._failure: Optional[str] = None  # why the family gave up: every later request fails with it
@@ -162,8 +174,14 @@ class Family:
                     wait, why = self._wait(now, me) if counted else self._wait_in_flight()
                     if wait == 0:
                         break
+                    deadline = quiet_deadline(self.window)
+                    # A wait that would end after the quiet deadline fails now; one of unknown length, once it is reached.
+                    if (now >= deadline) if wait is None else (now + wait > deadline):
+                        raise BudgetSpent(too_quiet(f"{what} waited for the {self.name} budget ({why})"))
                     self._announce(now, now - started, wait, why, what)
-                    self._cond.wait(self.heartbeat if wait is None else min(wait, self.heartbeat))
+                    # A wait of unknown length wakes at the heartbeat, or when the run's first probe stops holding it.
+                    unknown = self._probe_until - now if now < self._probe_until else self.heartbeat
+                    self._cond.wait(min(self.heartbeat, deadline - now, unknown if wait is None else wait))
             finally:
                 if self._waiting.pop(me, None) is not None:
                     self._cond.notify_all()  # the next in line may go
@@ -172,6 +190,8 @@ class Family:
             if counted:
                 if self._probe_due and self._prober is None:
                     self._prober = me
+                    # After a refusal the others wait for the probe's answer; at the run's start only for a moment.
+                    self._probe_until = now + FIRST_PROBE_WAIT if self._refused_since is None else float("inf")
                 self._calls.append(call)
                 self._uncounted.discard(me)
             else:
@@ -182,7 +202,7 @@ class Family:
         self._calls = [call for call in self._calls if call[0] > now - self.window]
         if self._blocked_until > now:
             return self._blocked_until - now, self._blocked_why
-        if self._prober is not None and self._prober != me:
+        if self._prober is not None and self._prober != me and now < self._probe_until:
             return None, f"the one {self.name} request that tests whether Mixpanel accepts them"
         if len(self._calls) >= self.per_window:
             oldest = min(call[0] for call in self._calls)
@@ -245,7 +265,7 @@ class Family:
             self._refusals += 1
             refused_for = now - self._refused_since
             # Every wait ends by the give-up limit, and before Airbyte would think the run dead.
-            deadline = min(self._refused_since + self.patience, quiet_deadline(self._run_start, self.window))
+            deadline = min(self._refused_since + self.patience, quiet_deadline(self.window))
             if now >= deadline:
                 self._failure = self._give_up(refused_for, text)
                 self._cond.notify_all()
@@ -289,10 +309,7 @@ class Family:
             return (f"Mixpanel's {self.name} budget for this project is spent right now ({text}): try again in a few "
                     f"minutes; a sync waits for it.")
         if refused_for < self.patience:  # the quiet deadline came first
-            return (f"Mixpanel refused {self.name} requests ({text}) after the connector had written no record or state "
-                    f"for {duration(quiet_for(self._run_start))}: waiting on would leave Airbyte without a sign of life "
-                    f"for longer than it allows; the connector stops here, and a sync run again later resumes from its "
-                    f"last state.")
+            return too_quiet(f"Mixpanel refused {self.name} requests ({text})")
         return (f"Mixpanel kept refusing {self.name} requests for {duration(refused_for)} ({text}): another client is "
                 f"spending the project's budget of {self}; the connector stops here, and a sync run again later "
                 f"resumes from its last state.")

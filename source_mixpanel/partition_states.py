@@ -14,11 +14,13 @@ class PartitionStateCadence:
     """Sends a per-partition cursor's STATE within seconds of a funnel finishing, otherwise at most every ten minutes,
     from a timer when no window closes meanwhile (an hour's budget wait), and never one equal to the last.
 
-    Python because the CDK's ConcurrentPerPartitionCursor has no setting for this: it judges its ten-minute throttle
-    only when a window closes, so a funnel finished before a budget wait went unrecorded through the wait, and with
-    the throttle off every window's STATE held every funnel (funnels squared: 200 funnels x 5 days, 18 MB).
-    The CDK calls `_emit_state_message` holding the cursor's lock when a window closes, and without it, all
-    windows closed, for the stream's last STATE; unit_tests/test_partition_states.py pins what this relies on.
+    Python because the CDK's ConcurrentPerPartitionCursor has no setting for when its STATE goes out.
+
+    It judges its ten-minute throttle only when a window closes, so a funnel finished before a budget wait went
+    unrecorded through the wait, and with the throttle off every window's STATE held every funnel (funnels squared:
+    200 funnels x 5 days, 18 MB). The CDK calls `_emit_state_message` holding the cursor's lock when a window closes,
+    and without it, all windows closed, for the stream's last STATE; unit_tests/test_partition_states.py pins what
+    this relies on.
     """
 
     def __init__(self, cursor: Any) -> None:

@@ -12,12 +12,23 @@ import yaml
 from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_mixpanel import budget_family
 from source_mixpanel.budget import BudgetRetries, MixpanelBackoff, RequestBudget
-from source_mixpanel.budget_family import QUIET_WINDOWS, Family, duration, refused_limit, retry_after
+from source_mixpanel.budget_family import QUIET_WINDOWS, BudgetSpent, Family, duration, refused_limit, retry_after
 from source_mixpanel.plan import least_time, plan_lines
 
 MANIFEST = yaml.safe_load((Path(__file__).parent.parent / "manifest.yaml").read_text())
 HOURLY = "Query rate limit exceeded for project_id: 1. 1/5 queries running concurrently and 61/60 queries running in the last hour."
+
+
+@pytest.fixture(autouse=True)
+def quiet_since(monkeypatch):
+    """Each test is a run that starts now and has written no RECORD nor STATE; quiet_since(s) moves its start s back."""
+    def started(seconds_ago):
+        monkeypatch.setattr(budget_family, "_run_start", time.monotonic() - seconds_ago)
+    monkeypatch.setattr(budget_family, "_last_sign_of_life", float("-inf"))
+    started(0)
+    return started
 
 
 def refusal(text=HOURLY, retry_after=None):
@@ -117,6 +128,51 @@ def test_a_run_sends_its_first_request_alone_and_the_others_after_its_answer():
     assert not others[0].wait(0.3)  # nobody bursts while the first request tests the budget
     family.answered(answer())
     assert all(sent.wait(2) for sent in others)
+
+
+def test_the_others_wait_for_the_runs_first_answer_only_a_moment_when_it_is_slow(monkeypatch):
+    monkeypatch.setattr(budget_family, "FIRST_PROBE_WAIT", 0.5)
+    family = Family("export", ".", per_window=60, window=3600)
+    family.acquire("GET /export")  # a large day: Mixpanel sends no headers for minutes
+    others = [threading.Event() for _ in range(3)]
+    for sent in others:
+        in_thread(lambda sent=sent: (family.acquire("GET /export"), sent.set()))
+    assert not others[0].wait(0.2)
+    assert all(sent.wait(3) for sent in others)  # the slow answer has not come: they went on without it
+    family.answered(answer())
+
+
+def test_a_wait_that_would_end_after_the_quiet_deadline_fails_at_once(quiet_since):
+    family = Family("query", ".", per_window=1, window=2)  # the quiet deadline is 5.5 s after the run's start
+    quiet_since(5)
+    family.acquire("GET /a")
+    family.answered(answer())
+    started = time.monotonic()
+    with pytest.raises(BudgetSpent) as raised:
+        family.acquire("GET /b")  # the window frees a place in 2 s, after the deadline
+    assert time.monotonic() - started < 1
+    assert raised.value.failure_type.value == "transient_error"
+    assert raised.value.message.startswith("GET /b waited for the query budget (1 query requests in the last 2.0 s) after "
+                                           "the connector had written no record or state for 5.0 s: waiting on would leave")
+
+
+def test_a_wait_of_unknown_length_fails_when_the_quiet_deadline_passes(quiet_since):
+    family = Family("query", ".", per_window=60, window=2, in_flight=1)
+    family.acquire("GET /a")
+    family.answered(answer())  # no probe holds the others back
+    quiet_since(5)  # the deadline, 5.5 s after the start, comes in half a second
+    family.acquire("GET /a")  # in flight, and stays there
+    failed = []
+
+    def wait_in_flight():
+        try:
+            family.acquire("GET /b")
+        except BudgetSpent as error:
+            failed.append(error.message)
+
+    waiting = in_thread(wait_in_flight)
+    waiting.join(3)  # the heartbeat is 5 s: it wakes at the deadline, not at the next heartbeat
+    assert not waiting.is_alive() and "(1 query requests in flight) after the connector had written no" in failed[0]
 
 
 def test_places_go_to_the_earliest_window_first_whatever_the_order_of_asking():
@@ -258,9 +314,9 @@ def test_a_step_back_says_every_heartbeat_how_long_it_has_left(caplog):
     assert len(lines) == 3 and all("left, until 20" in line for line in lines)
 
 
-def test_a_refusal_after_too_long_without_a_record_or_state_ends_the_run_with_a_transient_error():
+def test_a_refusal_after_too_long_without_a_record_or_state_ends_the_run_with_a_transient_error(quiet_since):
     family = Family("query", ".", per_window=60, window=3600)
-    family._run_start -= QUIET_WINDOWS * 3600  # no RECORD nor STATE since the run began, 2 h 45 min ago
+    quiet_since(QUIET_WINDOWS * 3600)  # no RECORD nor STATE since the run began, 2 h 45 min ago
     family.acquire("GET /a")
     with pytest.raises(AirbyteTracedException) as raised:
         family.refused(refusal(), "GET /a", attempt=1)
@@ -290,10 +346,10 @@ def test_the_wait_before_a_retry_obeys_retry_after_within_bounds_and_says_it(cap
     assert lines[-1].startswith("a request failed (ConnectionError): waiting 41 s, until 20")
 
 
-def test_the_wait_before_a_retry_never_outlasts_the_quiet_deadline():
+def test_the_wait_before_a_retry_never_outlasts_the_quiet_deadline(quiet_since):
     backoff = MixpanelBackoff(config={"w": 4}, parameters={}, factor=5, window_seconds="{{ config.get('w') or 3600 }}")
     assert backoff.backoff_time(failure(503, 8), attempt_count=1) == 8  # ends within 2.75 windows (11 s) of the start
-    backoff._run_start -= 5  # the run began 5 s ago and wrote no RECORD nor STATE
+    quiet_since(5)  # the run began 5 s ago and wrote no RECORD nor STATE
     with pytest.raises(AirbyteTracedException) as raised:
         backoff.backoff_time(failure(503, 8), attempt_count=1)
     assert raised.value.failure_type.value == "transient_error" and "no record or state" in raised.value.message
