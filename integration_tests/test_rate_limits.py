@@ -104,10 +104,10 @@ def test_a_budget_another_client_spent_for_one_and_a_half_windows_is_waited_out(
     config = limited_config(limited, start_date="2026-01-01", end_date="2026-01-03")
     streams = ["export", "engage", "revenue"]
     with switched(limited, rate_retry_after=retry_after):
-        limited.spend_budget(1.5 * WINDOW)
+        limited.spend_budget(1.5 * WINDOW, from_first_request=True)
         catalog = catalog_for(tmp_path, config, streams)  # discover waits too
         limited.reset_log()
-        limited.spend_budget(1.5 * WINDOW)
+        limited.spend_budget(1.5 * WINDOW, from_first_request=True)  # however long the connector takes to start
         run = run_connector(tmp_path, "read", config, catalog=catalog)
 
     assert run.returncode == 0, run.stdout[-3000:]

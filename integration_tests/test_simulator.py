@@ -451,3 +451,16 @@ def test_group_profiles_page_like_engage_and_have_their_own_properties(sim):
     assert properties["年商"]["type"] == "number" and "$email" not in properties
     unknown = requests.post(url, params=PID, data={"data_group_id": 99}, auth=SA, timeout=5).json()
     assert unknown["results"] == [] and unknown["total"] == 0
+
+
+def test_a_budget_spent_from_the_first_request_starts_its_spell_at_that_request(sim):
+    sim.configure(rate_limits=True, rate_window_seconds=30)
+    sim.spend_budget(1, from_first_request=True)
+    time.sleep(1.2)  # longer than the spell: it has not begun, since no request came
+    names = f"{sim.url}/api/query/events/properties/top"
+    first = requests.get(names, params=PID, auth=SA, timeout=5)
+    assert first.status_code == 429 and int(first.headers.get("Retry-After", 1)) <= 1
+    assert export(sim, from_date=TODAY, to_date=TODAY).status_code == 429  # the other family's spell began with it
+    time.sleep(1.1)
+    assert requests.get(names, params=PID, auth=SA, timeout=5).status_code == 200
+    sim.configure(rate_limits=False)

@@ -174,6 +174,7 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         self._in_flight: dict[str, int] = {"query": 0, "export": 0}
         self._most_in_flight: dict[str, int] = {"query": 0, "export": 0}
         self._spent_until: dict[str, float] = {}
+        self._spent_from_first: dict[str, tuple] = {}  # spend_budget(from_first_request=True), until that request
         self._attempts: dict[str, int] = {}
         self._lock = threading.RLock()
         self.late_events = late_events or {}
@@ -234,7 +235,7 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
             self._attempts.clear()
             self._admitted = {"query": [], "export": []}
             self._most_in_flight = {"query": 0, "export": 0}
-            self._spent_until = {}
+            self._spent_until, self._spent_from_first = {}, {}
 
     def requests_to(self, path_suffix: str) -> list[dict]:
         with self._lock:

@@ -25,11 +25,15 @@ class Limits:
     not count against the window, nor do engage's continuation pages (as Mixpanel's support says): only the
     concurrency limit applies to those."""
 
-    def spend_budget(self, seconds: float, families=("query", "export")) -> None:
-        """Another client has spent these families' hourly budgets for the next `seconds`."""
+    def spend_budget(self, seconds: float, families=("query", "export"), from_first_request: bool = False) -> None:
+        """Another client has spent these families' hourly budgets for the next `seconds`, or for `seconds` from the
+        next request of any of them (a test then does not depend on how long the connector takes to start)."""
         with self._lock:
             for family in families:
-                self._spent_until[family] = time.monotonic() + float(seconds)
+                self._spent_until[family] = 0.0 if from_first_request else time.monotonic() + float(seconds)
+                self._spent_from_first.pop(family, None)
+                if from_first_request:
+                    self._spent_from_first[family] = (tuple(families), float(seconds))
 
     def _limits(self, family: str) -> tuple:
         """(per window, in flight, per second or None) for a family."""
@@ -49,6 +53,11 @@ class Limits:
             self._admitted[family] = window
             in_flight = self._in_flight[family] + (self.others_in_flight if family == "query" else 0)
             last_second = sum(1 for t in window if t > now - 1)
+            if counted and family in self._spent_from_first:
+                spent_families, seconds = self._spent_from_first[family]
+                for spent in spent_families:
+                    self._spent_until[spent] = now + seconds
+                    self._spent_from_first.pop(spent, None)
             spent_until = self._spent_until.get(family, 0.0)
             if counted and now < spent_until:
                 refused, wait = "spent", spent_until - now
