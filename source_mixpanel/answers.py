@@ -4,14 +4,18 @@ import json
 import logging
 import threading
 from dataclasses import InitVar, dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, Iterator, List, Mapping, MutableMapping, Optional, Union
 from urllib.parse import parse_qsl, urlsplit
 
+import orjson
 import requests
 from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.declarative.decoders.json_decoder import JsonDecoder
 from airbyte_cdk.sources.streams.http.error_handlers import ErrorHandler
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_mixpanel.export_lines import has_long_digits
 
 logger = logging.getLogger("airbyte")
 
@@ -89,6 +93,22 @@ class AnswerCheck(ErrorHandler):
         window = f" for {asked['from_date']}..{asked['to_date']}" if asked.get("from_date") else ""
         raise config_error(f"Mixpanel refused {path}{window} ({status}: {text}): check start_date, end_date and the "
                             f"export filters in the config.", answered)
+
+
+class ExactJsonDecoder(JsonDecoder):
+    """A JSON answer with its integers exact. Python because the manifest's JsonDecoder reads with orjson, which
+    turns an integer beyond 64 bits into a float without a word (a JsonDecoder still, which paginators require)."""
+
+    def __init__(self, parameters: Optional[Mapping[str, Any]] = None) -> None:  # the factory passes none
+        super().__init__(parameters or {})
+
+    def is_stream_response(self) -> bool:
+        return False
+
+    def decode(self, response: requests.Response) -> Iterator[MutableMapping[str, Any]]:
+        content = response.content
+        body = json.loads(content) if has_long_digits(content) else orjson.loads(content)
+        yield from body if isinstance(body, list) else [body]
 
 
 def _is_data(response: requests.Response) -> bool:

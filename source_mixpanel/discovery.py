@@ -15,7 +15,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel.budget_family import BudgetSpent
 from source_mixpanel.export_run import DEDUP_KEY
-from source_mixpanel.properties import OTHER_PROPERTIES, PropertyNames
+from source_mixpanel.properties import OTHER_PROPERTIES, WITH_COLUMNS, PropertyNames
 
 logger = logging.getLogger("airbyte")
 
@@ -123,10 +123,14 @@ def property_names(kind: str, requester: HttpRequester, config: Mapping[str, Any
                 PROPERTY_DISCOVERY[kind](answer),
                 first=FIRST_PROPERTIES[kind],
                 reserved=RESERVED_COLUMNS[kind],
-                keep_undiscovered=config.get("select_properties_by_default", True) is not False,
-                what=f"{kind} property",
+                kind=kind,
             )
         return _names_cache[key]
+
+
+def keeps_undiscovered(config: Mapping[str, Any]) -> bool:
+    """Whether properties discovery did not list are kept (in OTHER_PROPERTIES) or dropped."""
+    return config.get("select_properties_by_default", True) is not False
 
 
 @dataclass
@@ -152,12 +156,13 @@ class DiscoveredSchemaLoader(SchemaLoader):
             for raw, column in names.columns.items()
         }
         properties.update(self.fields)
-        if self.config.get("select_properties_by_default", True) is not False:
-            properties[OTHER_PROPERTIES] = OTHER_PROPERTIES_SCHEMA
+        if keeps_undiscovered(self.config):
+            properties[OTHER_PROPERTIES] = {**OTHER_PROPERTIES_SCHEMA, WITH_COLUMNS: list(names.columns)}
         return {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "properties": properties}
 
 
 OTHER_PROPERTIES_SCHEMA = {
     "type": ["null", "object"],
-    "description": "The properties that Mixpanel's property discovery did not list, under their Mixpanel names.",
+    "description": "The properties without a column of their own, under their Mixpanel names: new since the schema was "
+                   "discovered, or a value of another kind than its column declares.",
 }

@@ -57,7 +57,7 @@ class ExportBodyCheck(ErrorHandler):
         problem = None
         try:
             replaced = 0
-            for line, _, was_replaced in events(split_lines(_spooled_chunks(response, spool))):
+            for line, _, was_replaced, _ in events(split_lines(_spooled_chunks(response, spool))):
                 replaced = replaced or (line if was_replaced else 0)
             if replaced:
                 _warn_once("replaced", f"The export of {window} holds bytes that are not UTF-8 (first at line {replaced}): "

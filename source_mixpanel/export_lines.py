@@ -18,6 +18,10 @@ import orjson
 MAX_LINES_PER_RECORD = 64
 BOM = b"\xef\xbb\xbf"
 _UNPARSED = object()
+# orjson reads an integer beyond 64 bits as a float, silently: a line with a run of 19 digits or more (every such
+# integer has one) is read by the standard library, whose integers are exact. One translate finds the runs.
+_DIGITS_AS_ZEROS = bytes.maketrans(b"123456789", b"000000000")
+LONG_DIGITS = b"0" * 19
 
 
 class BrokenBody(Exception):
@@ -99,36 +103,47 @@ def event_problem(value: Any) -> Optional[str]:
     return None
 
 
-def _parse(lines: List[bytes]) -> Tuple[Any, bool]:
-    """One JSON value from a line or a run of lines (a record a raw line break split), and whether bytes that
-    are not UTF-8 were read as U+FFFD; _UNPARSED when they do not parse."""
+def has_long_digits(data: bytes) -> bool:
+    """Whether the bytes hold a run of 19 digits or more: an integer there may be beyond 64 bits."""
+    return LONG_DIGITS in data.translate(_DIGITS_AS_ZEROS)
+
+
+def _parse(lines: List[bytes], exact_integers: bool = False) -> Tuple[Any, bool, bool]:
+    """One JSON value from a line or a run of lines (a record a raw line break split), whether bytes that are not
+    UTF-8 were read as U+FFFD, and whether it may hold an integer beyond 64 bits (read exactly when asked);
+    _UNPARSED when they do not parse."""
     data = lines[0] if len(lines) == 1 else b"\n".join(lines)
-    try:
-        return orjson.loads(data), False
-    except orjson.JSONDecodeError:
-        pass
+    wide = exact_integers and has_long_digits(data)
+    if not wide:
+        try:
+            return orjson.loads(data), False, False
+        except orjson.JSONDecodeError:
+            pass
     try:
         text, replaced = data.decode("utf-8"), False
     except UnicodeDecodeError:
         text, replaced = data.decode("utf-8", "replace"), True
     try:
         # strict=False takes raw line breaks and control characters in text values as they are.
-        return json.loads(text, strict=False), replaced
+        return json.loads(text, strict=False), replaced, wide
     except ValueError:
-        return _UNPARSED, False
+        return _UNPARSED, False, False
 
 
-def events(lines: Iterable[bytes]) -> Iterator[Tuple[int, dict, bool]]:
-    """(line number, event, whether it held bytes read as U+FFFD) for every event in the body's lines.
+def events(lines: Iterable[bytes], exact_integers: bool = False) -> Iterator[Tuple[int, dict, bool, bool]]:
+    """(line number, event, whether it held bytes read as U+FFFD, whether it may hold an integer beyond 64 bits)
+    for every event in the body's lines; `exact_integers` reads such integers exactly (the decoder; the body check
+    needs no values).
 
     A BOM and blank lines are skipped, records split over lines rejoined. Raises NotAnEvent for a line that is
     not an event, BrokenBody when the body says it was cut (`terminated early`) or ends inside a record.
     """
     pending: List[bytes] = []
     start = 0
-    loads, JSONDecodeError = orjson.loads, orjson.JSONDecodeError
+    loads, JSONDecodeError, digits_as_zeros = orjson.loads, orjson.JSONDecodeError, _DIGITS_AS_ZEROS
     for number, line in enumerate(lines, start=1):
-        if not pending and number > 1:  # the common case, kept short: one whole event on its line
+        # The common case, kept short: one whole event on its line, no integer that orjson would read inexactly.
+        if not pending and number > 1 and not (exact_integers and LONG_DIGITS in line.translate(digits_as_zeros)):
             try:
                 value = loads(line)
             except JSONDecodeError:
@@ -136,7 +151,7 @@ def events(lines: Iterable[bytes]) -> Iterator[Tuple[int, dict, bool]]:
             if type(value) is dict and "event" in value:
                 properties = value.get("properties")
                 if type(properties) is dict and type(properties.get("time")) in (int, float):
-                    yield number, value, False
+                    yield number, value, False, False
                     continue
         line = line.rstrip(b"\r\n")
         if number == 1 and line.startswith(BOM):
@@ -146,11 +161,11 @@ def events(lines: Iterable[bytes]) -> Iterator[Tuple[int, dict, bool]]:
                 continue
             start = number
         pending.append(line)
-        value, replaced = _parse(pending)
+        value, replaced, wide = _parse(pending, exact_integers)
         if value is _UNPARSED:
             if len(pending) == 1 and b"terminated early" in line.lower():
                 raise BrokenBody(f"said 'terminated early' at line {number}")
-            alone, _ = _parse([line]) if len(pending) > 1 else (_UNPARSED, False)
+            alone = _parse([line])[0] if len(pending) > 1 else _UNPARSED
             if len(pending) >= MAX_LINES_PER_RECORD or (isinstance(alone, dict) and "event" in alone):
                 raise NotAnEvent(start, "a line that is not JSON")
             continue
@@ -158,6 +173,6 @@ def events(lines: Iterable[bytes]) -> Iterator[Tuple[int, dict, bool]]:
         if problem:
             raise NotAnEvent(start, problem)
         pending = []
-        yield start, value, replaced
+        yield start, value, replaced, wide
     if pending:
         raise BrokenBody(f"ended in the middle of a record (line {start})")

@@ -15,11 +15,11 @@ from airbyte_cdk.sources.declarative.requesters.http_requester import HttpReques
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel import export_run
-from source_mixpanel.discovery import property_names
+from source_mixpanel.columns import StreamColumns, stream_columns
+from source_mixpanel.discovery import keeps_undiscovered, property_names
 from source_mixpanel.export_body import SENT_ATTRIBUTE, SPOOL_ATTRIBUTE, export_range, window_days
 from source_mixpanel.export_lines import BrokenBody, NotAnEvent, events, spooled_lines, unix_time
 from source_mixpanel.export_run import DEDUP_KEY
-from source_mixpanel.properties import PropertyNames
 
 logger = logging.getLogger("airbyte")
 
@@ -38,7 +38,7 @@ class ExportDecoder(Decoder):
     config: Mapping[str, Any]
     properties_requester: HttpRequester
     parameters: InitVar[Mapping[str, Any]]
-    _names: Optional[PropertyNames] = field(init=False, default=None)
+    _columns: Optional[StreamColumns] = field(init=False, default=None)
 
     def is_stream_response(self) -> bool:
         return True
@@ -50,8 +50,10 @@ class ExportDecoder(Decoder):
                 message="An export response reached the decoder without passing the body check; this is a connector bug.",
                 failure_type=FailureType.system_error,
             )
-        if self._names is None:
-            self._names = property_names("event", self.properties_requester, self.config)
+        if self._columns is None:
+            names = property_names("event", self.properties_requester, self.config)
+            # `time` is replaced by its ISO text after shaping: its raw Unix seconds are not judged against the column.
+            self._columns = stream_columns("export", names, keeps_undiscovered(self.config), computed=("time",))
         run = export_run.current(self.config)
         try:
             run.decide_storage(spool, export_range(response))
@@ -60,14 +62,14 @@ class ExportDecoder(Decoder):
             spool.close()
 
     def _records(self, spool: IO[bytes], response: requests.Response, run: export_run.ExportRun) -> Generator[MutableMapping[str, Any], None, None]:
-        shape, key, iso = self._names.shape, export_run.dedup_key, _IsoSeconds()
+        shape, key, iso = self._columns.shape, export_run.dedup_key, _IsoSeconds()
         true_time = run.true_time if run.storage == "project_timezone" else None
         # Days the last run read: only what Mixpanel received since comes out again (export_run.py).
         low, high = run.reread if run.filters(*window_days(response)) else (0.0, 0.0)
         cutoff = run.cutoff_ms or 0
         count = delivered = newest_received = 0
         try:
-            for _, event, _ in events(spooled_lines(spool)):
+            for _, event, _, wide in events(spooled_lines(spool), exact_integers=True):
                 properties = event["properties"]
                 seconds = properties["time"]
                 if type(seconds) is not int:  # a float, or a time in a string (events() checked it converts)
@@ -81,7 +83,7 @@ class ExportDecoder(Decoder):
                         continue
                 # Shaped here, in one pass: properties to the top level, names through the rename map, types kept.
                 record = {"event": event["event"], DEDUP_KEY: key(event, seconds)}
-                shape(properties, record)
+                shape(properties, record, wide)
                 record["time"] = iso(true_time(seconds, properties.get("mp_processing_time_ms")) if true_time else seconds)
                 count += 1
                 yield record

@@ -280,7 +280,7 @@ class ExportRun:
         or DETECTION_SCAN events the readings differ for, whichever comes first."""
         told: Dict[str, List[Tuple[float, int]]] = {choice: [] for choice in STORAGE_CHOICES}
         differing = unknown = voters = 0
-        for _, event, _ in events(spooled_lines(spool)):
+        for _, event, _, _ in events(spooled_lines(spool)):
             properties = event["properties"]
             received, seconds = properties.get("mp_processing_time_ms"), unix_time(properties.get("time"))
             # The wall time read in the project's timezone: on a DST day its offset is not the one at the same

@@ -9,14 +9,15 @@ from airbyte_cdk.sources.declarative.requesters.http_requester import HttpReques
 from airbyte_cdk.sources.declarative.transformations.transformation import RecordTransformation
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel.discovery import property_names
-from source_mixpanel.properties import PropertyNames
+from source_mixpanel.columns import StreamColumns, stream_columns
+from source_mixpanel.discovery import keeps_undiscovered, property_names
 
 
 @dataclass
 class ProfileShape(RecordTransformation):
     """Flattens an engage profile, a user's or a group's (`kind` group), to one record: its id under `id_column`,
-    and `$properties` to the top level through the rename map of its kind.
+    and `$properties` to the top level through the rename map of its kind, each value in its column when it fits
+    the column's type in the configured catalog (columns.py).
 
     Python because the manifest's flattening cannot keep names that collide apart (see PropertyNames).
     """
@@ -24,20 +25,22 @@ class ProfileShape(RecordTransformation):
     config: Mapping[str, Any]
     properties_requester: HttpRequester
     parameters: InitVar[Mapping[str, Any]]
+    stream: str = "engage"  # the manifest names each
     kind: str = "profile"
     id_column: str = "distinct_id"
-    _names: Optional[PropertyNames] = field(init=False, default=None)
+    _columns: Optional[StreamColumns] = field(init=False, default=None)
 
     def transform(self, record: Dict[str, Any], config: Optional[Mapping[str, Any]] = None,
                   stream_state: Optional[Mapping[str, Any]] = None, stream_slice: Optional[Any] = None) -> None:
-        if self._names is None:
-            self._names = property_names(self.kind, self.properties_requester, self.config)
+        if self._columns is None:
+            names = property_names(self.kind, self.properties_requester, self.config)
+            self._columns = stream_columns(self.stream, names, keeps_undiscovered(self.config))
         properties = record.pop("$properties", None) or {}
         identifier = record.pop("$distinct_id", None)
         # Group profiles come keyed by $distinct_id (the group's id); an answer keyed $group_id is read the same way.
         group_id = record.pop("$group_id", None) if self.kind == "group" else None
         record[self.id_column] = _checked_id(identifier if identifier is not None else group_id, self.kind, stream_slice)
-        self._names.shape(properties, record)
+        self._columns.shape(properties, record)
 
 
 def _checked_id(identifier: Any, kind: str, stream_slice: Optional[Mapping[str, Any]]) -> Any:

@@ -27,7 +27,7 @@ from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_as_airbyte_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel import export_run
+from source_mixpanel import columns, export_run
 from source_mixpanel.budget import RequestBudget
 from source_mixpanel.cursors import WindowCursorFeed, keep_export_run, kept_without_cursor_value
 from source_mixpanel.partition_states import PartitionStateCadence
@@ -159,6 +159,7 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
                            f"discover and select from {', '.join(stream.name for stream in streams)}.")
             raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
         planned = [stream for stream in streams if stream.name in selected]
+        columns.configure(catalog)
         log_plan(planned, self.budget, logger)
         try:  # property discovery now: where the CDK starts a stream, a failure escapes its loop with no stream status
             for stream in planned:
@@ -185,5 +186,5 @@ def _with_stream_summaries(messages: Iterator[AirbyteMessage]) -> Iterator[Airby
             elif status == AirbyteStreamStatus.COMPLETE and stream in started:
                 seconds, count = time.monotonic() - started[stream], records.get(stream, 0)
                 rate = f", {count / seconds:,.0f} records/s" if seconds > 0 and count else ""
-                logger.info(f"Stream {stream} complete: {count:,} records in {seconds:.1f} s{rate}.")
+                logger.info(f"Stream {stream} complete: {count:,} records in {seconds:.1f} s{rate}{columns.misfit_summary(stream)}.")
         yield message

@@ -18,13 +18,14 @@ from source_mixpanel import export_run
 from source_mixpanel.export_body import SPOOL_ATTRIBUTE, ExportBodyCheck
 from source_mixpanel.export_records import ExportDecoder
 from source_mixpanel.export_lines import BrokenBody, NotAnEvent, events, unix_time
+from source_mixpanel.columns import StreamColumns
 from source_mixpanel.properties import PropertyNames
 
 GOOD = b'{"event":"a","properties":{"time":1,"$insert_id":"x"}}\n'
 
 
 def read(body: bytes):
-    return [event for _, event, _ in events(io.BytesIO(body))]
+    return [event for _, event, _, _ in events(io.BytesIO(body))]
 
 
 @pytest.mark.parametrize("body, count", [
@@ -60,7 +61,7 @@ def test_the_reader_says_what_is_wrong_and_where_but_never_what_the_line_held(bo
 
 
 def test_bytes_that_are_not_utf8_are_read_as_replacement_characters():
-    ((_, event, replaced),) = list(events([b'{"event":"a","properties":{"time":1,"city":"Z\xfcrich"}}']))
+    ((_, event, replaced, _),) = list(events([b'{"event":"a","properties":{"time":1,"city":"Z\xfcrich"}}']))
     assert event["properties"]["city"] == "Z\ufffdrich" and replaced
 
 
@@ -133,7 +134,8 @@ def _decoder(keep=True):
     config = {"select_properties_by_default": keep, "project_timezone": "UTC"}
     export_run.begin(config, None, incremental=False)  # the run the decoder shares with the source
     decoder = ExportDecoder(config=config, properties_requester=_NoRequests(), parameters={})
-    decoder._names = PropertyNames(["time", "$insert_id", "$username", "userName"], first=["time", "$insert_id"], reserved=["event"], keep_undiscovered=keep)
+    names = PropertyNames(["time", "$insert_id", "$username", "userName"], first=["time", "$insert_id"], reserved=["event"])
+    decoder._columns = StreamColumns("export", names, None, keep_new=keep)
     return decoder
 
 
@@ -169,5 +171,5 @@ def test_naming_rule():
         "Event": "__Event", "Page Title": "Page Title", "other_properties": "_other_properties", "page_title": "_page_title",
         "userName": "_userName", "ключ": "klyuch", "키": "Ki", "🎉": ":tada:"}
     record = {}
-    names.shape({"$browser": "Chrome", "$Browser": "Edge", "accountType": 1, "accounttype": 2}, record)
+    StreamColumns("export", names, None, keep_new=True).shape({"$browser": "Chrome", "$Browser": "Edge", "accountType": 1, "accounttype": 2}, record)
     assert record == {"browser": "Chrome", "other_properties": {"$Browser": "Edge", "accountType": 1, "accounttype": 2}}
