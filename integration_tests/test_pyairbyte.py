@@ -115,7 +115,7 @@ DUCKDB_TYPES = {"integer": "BIGINT", "number": "DECIMAL(38,9)", "boolean": "BOOL
 
 def duckdb_type(schema):
     """The DuckDB column a property's declared schema should give; None for a schema without one type."""
-    if schema.get("airbyte_type") == "timestamp_without_timezone":
+    if schema.get("format") == "date-time":
         return "TIMESTAMP"
     kinds = [kind for kind in ([schema["type"]] if isinstance(schema.get("type"), str) else schema.get("type") or [])
              if kind != "null"]
@@ -131,7 +131,7 @@ def test_every_property_of_one_kind_lands_in_a_typed_column(sim, loaded):
     assert {name: kinds[name] for name in ("score", "weight", "price", "big_number", "account_id", "trial_ends", "cart",
                                            "tags", "coupon", "invited", "build_number", "referrer", "mixed_list")} == {
         "score": "BIGINT", "weight": "DECIMAL(38,9)", "price": "DECIMAL(38,9)", "big_number": "BIGINT",
-        "account_id": "BIGINT", "trial_ends": "TIMESTAMP", "cart": "JSON", "tags": "JSON", "coupon": "VARCHAR",
+        "account_id": "DECIMAL(38,9)", "trial_ends": "TIMESTAMP", "cart": "JSON", "tags": "JSON", "coupon": "VARCHAR",
         "invited": "BOOLEAN", "build_number": "BIGINT", "referrer": None, "mixed_list": "JSON"}
     for stream in ("export", "engage", "cohort_members", "groups"):
         _, types = table(cache, stream)
