@@ -16,6 +16,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_mixpanel.budget_family import BudgetSpent
 from source_mixpanel.export_run import DEDUP_KEY
 from source_mixpanel.properties import OTHER_PROPERTIES, PropertyNames
+from source_mixpanel.property_types import COLUMN_SCHEMAS
 
 logger = logging.getLogger("airbyte")
 
@@ -98,16 +99,10 @@ FIRST_PROPERTIES = {"event": ("time", "distinct_id", "$insert_id", "mp_processin
 RESERVED_COLUMNS = {"event": ("event", DEDUP_KEY), "profile": ("distinct_id", "cohort_id"),
                     "group": ("group_id", "data_group_id")}
 
-# Mixpanel's profile property types as JSON schema; "unknown" (and anything new) gets no type restriction.
-MIXPANEL_TYPES: Dict[str, dict] = {
-    "string": {"type": ["null", "string"]},
-    "number": {"type": ["null", "number"]},
-    "boolean": {"type": ["null", "boolean"]},
-    # Mixpanel writes profile datetimes without an offset.
-    "datetime": {"type": ["null", "string"], "format": "date-time", "airbyte_type": "timestamp_without_timezone"},
-    "list": {"type": ["null", "array"]},
-    "object": {"type": ["null", "object"]},
-}
+# Mixpanel's profile property types as column kinds (property_types.COLUMN_SCHEMAS); "unknown" (and anything new)
+# gets no type restriction. Mixpanel writes profile datetimes without an offset.
+MIXPANEL_TYPES: Dict[str, str] = {"string": "string", "number": "number", "boolean": "boolean", "datetime": "datetime",
+                                  "list": "array", "object": "object"}
 
 
 _names_cache: Dict[Tuple[str, str], PropertyNames] = {}
@@ -148,7 +143,7 @@ class DiscoveredSchemaLoader(SchemaLoader):
         types = PROPERTY_DISCOVERY[self.kind](discover(self.kind, self.properties_requester, self.config))
         names = property_names(self.kind, self.properties_requester, self.config)
         properties: Dict[str, Any] = {
-            column: {**MIXPANEL_TYPES.get(types.get(raw), {}), **({"title": raw} if column != raw else {})}
+            column: {**COLUMN_SCHEMAS.get(MIXPANEL_TYPES.get(types.get(raw)), {}), **({"title": raw} if column != raw else {})}
             for raw, column in names.columns.items()
         }
         properties.update(self.fields)
