@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+import urllib.request
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -103,6 +104,14 @@ def project_secret_config(sim: MixpanelSimulator, **overrides: Any) -> dict:
     }
     config.update(overrides)
     return config
+
+
+def forget_requests(config: dict) -> None:
+    """Empties the simulator's request log (POST /_sim/reset-log), so that a test counts a read's requests, not those
+    discover sent before it (the Lexicon's schemas and the sample of events that type event properties)."""
+    request = urllib.request.Request(config["base_url"] + "/_sim/reset-log", data=b"", method="POST")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        answer.read()
 
 
 def configured_catalog(discovered: dict, streams: List[str], sync_mode: str = "full_refresh") -> dict:

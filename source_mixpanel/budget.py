@@ -59,10 +59,11 @@ class RequestBudget(APIBudget):
 
     @classmethod
     def from_manifest(cls, declared: Mapping[str, Any], config: Mapping[str, Any]) -> "RequestBudget":
-        """The families of manifest.yaml's `request_budget`, with their numbers read from the config."""
-        window = _number(declared["window_seconds"], config)
+        """The families of manifest.yaml's `request_budget`, with their numbers read from the config; a family's own
+        `window_seconds` replaces the shared one (the Lexicon counts by the minute)."""
         return cls([
-            Family(family["name"], family["paths"], int(_number(family["per_window"], config)), window,
+            Family(family["name"], family["paths"], int(_number(family["per_window"], config)),
+                   _number(family.get("window_seconds", declared["window_seconds"]), config),
                    per_second=_number(family.get("per_second"), config),
                    in_flight=_number(family.get("in_flight"), config))
             for family in declared["families"]

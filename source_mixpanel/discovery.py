@@ -1,10 +1,13 @@
 """Property discovery: Mixpanel's event, profile and group properties, asked once per run, as schemas and rename maps."""
 
+import datetime
+import io
 import json
 import logging
 import threading
+import time
 from dataclasses import InitVar, dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from airbyte_cdk.models import FailureType
@@ -14,8 +17,11 @@ from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel.budget_family import BudgetSpent
+from source_mixpanel.export_body import SPOOL_ATTRIBUTE
+from source_mixpanel.export_lines import events, spooled_lines
 from source_mixpanel.export_run import DEDUP_KEY
 from source_mixpanel.properties import OTHER_PROPERTIES, WITH_COLUMNS, PropertyNames
+from source_mixpanel.property_types import COLUMN_SCHEMAS, FITS, column_kind, kind_of
 
 logger = logging.getLogger("airbyte")
 
@@ -98,16 +104,10 @@ FIRST_PROPERTIES = {"event": ("time", "distinct_id", "$insert_id", "mp_processin
 RESERVED_COLUMNS = {"event": ("event", DEDUP_KEY), "profile": ("distinct_id", "cohort_id"),
                     "group": ("group_id", "data_group_id")}
 
-# Mixpanel's profile property types as JSON schema; "unknown" (and anything new) gets no type restriction.
-MIXPANEL_TYPES: Dict[str, dict] = {
-    "string": {"type": ["null", "string"]},
-    "number": {"type": ["null", "number"]},
-    "boolean": {"type": ["null", "boolean"]},
-    # Mixpanel writes profile datetimes without an offset.
-    "datetime": {"type": ["null", "string"], "format": "date-time", "airbyte_type": "timestamp_without_timezone"},
-    "list": {"type": ["null", "array"]},
-    "object": {"type": ["null", "object"]},
-}
+# Mixpanel's profile property types as column kinds (property_types.COLUMN_SCHEMAS); "unknown" (and anything new)
+# gets no type restriction. Mixpanel writes profile datetimes without an offset.
+MIXPANEL_TYPES: Dict[str, str] = {"string": "string", "number": "number", "boolean": "boolean", "datetime": "datetime",
+                                  "list": "array", "object": "object"}
 
 
 _names_cache: Dict[Tuple[str, str], PropertyNames] = {}
@@ -133,13 +133,160 @@ def keeps_undiscovered(config: Mapping[str, Any]) -> bool:
     return config.get("select_properties_by_default", True) is not False
 
 
+# ------------------------------------------------------------------ event property types (discover only)
+_types_wanted = threading.Event()
+
+
+def declare_types() -> None:
+    """This run is a discover: event property columns get types (the Lexicon, a sample); check and read ask neither."""
+    _types_wanted.set()
+
+
+def sample_week(config: Mapping[str, Any]) -> Tuple[datetime.date, datetime.date]:
+    """The last whole Monday-Sunday week that ends before the sync's last day (never after the project's today): every
+    discover of one week reads the same events, so a rare value cannot make a column's type flap between them."""
+    last = datetime.date.fromisoformat(config["sync_last_day"])
+    sunday = last - datetime.timedelta(days=last.weekday() + 1)
+    return sunday - datetime.timedelta(days=6), sunday
+
+
+def lexicon_kinds(requester: HttpRequester, config: Mapping[str, Any]) -> Dict[str, str]:
+    """Event property kinds from the Lexicon's schemas (service accounts only: Mixpanel refuses project secrets there);
+    a property two events' schemas type differently gets none. Any failure: one WARN, and no kinds."""
+    if (config.get("credentials") or {}).get("option_title") != "Service Account":
+        return {}
+    try:
+        response = requester.send_request()
+    except AirbyteTracedException as error:  # 5xx after retries, a dropped connection, the Lexicon's budget spent
+        problem = (error.message or "it failed").rstrip(".")
+    else:
+        answer = _json_or_none(response) if response is not None and response.status_code == 200 else None
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if isinstance(results, list) and all(isinstance(schema, dict) for schema in results):
+            return _event_kinds_of(results)
+        if response is None or response.status_code != 200:
+            error = _json_or_none(response) if response is not None else None
+            why = error.get("error") if isinstance(error, dict) else None
+            problem = f"Mixpanel answered {getattr(response, 'status_code', 'nothing')}" + (f" ({why})" if why else "")
+        else:
+            problem = "its answer is not the list of schemas it should be"
+    path = urlsplit(requester.get_url(stream_state=None, stream_slice=None, next_page_token=None)).path
+    logger.warning(f"The Lexicon's schemas ({path}) could not be read: {problem}. Event property types come from the "
+                   f"sample of events alone.")
+    return {}
+
+
+def _json_or_none(response: Any) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _event_kinds_of(schemas: List[Mapping[str, Any]]) -> Dict[str, str]:
+    said: Dict[str, set] = {}
+    for schema in schemas:
+        properties = (schema.get("schemaJson") or {}).get("properties") if schema.get("entityType") == "event" else None
+        for name, declared in (properties if isinstance(properties, dict) else {}).items():
+            kind = _lexicon_kind(declared)
+            if kind is not None:
+                said.setdefault(name, set()).add(kind)
+    return {name: kinds.pop() for name, kinds in said.items() if len(kinds) == 1}
+
+
+def _lexicon_kind(declared: Any) -> Optional[str]:
+    """A JSON Schema property of the Lexicon as a column kind: its one type besides null; a string in date-time
+    format is a datetime."""
+    kind = declared.get("type") if isinstance(declared, dict) else None
+    if isinstance(kind, list):
+        kinds = [one for one in kind if one != "null"]
+        kind = kinds[0] if len(kinds) == 1 else None
+    if kind == "string" and declared.get("format") == "date-time":
+        return "datetime"
+    return kind if kind in FITS and kind != "datetime" else None
+
+
+def sample_kinds(requester: HttpRequester, config: Mapping[str, Any]) -> Dict[str, set]:
+    """The kinds each property's values have in one export of the sample week (at most 100,000 events), through the
+    export's budget and body check. A body that stays cut fails discover: no types from half a sample."""
+    first, last = sample_week(config)
+    window = {"start_time": first.isoformat(), "end_time": last.isoformat()}
+    started = time.monotonic()
+    # The body check reads the body as it streams, as the export's: the factory turns streaming on only for a
+    # requester whose stream has a streaming decoder, and this one has no stream.
+    requester.stream_response = True
+    try:
+        response = requester.send_request(stream_slice=StreamSlice(partition={}, cursor_slice=window))
+    except AirbyteTracedException as error:
+        message = (f"Discover could not read its sample of events ({first}..{last}), which types event properties: "
+                   f"{error.message or 'the export failed.'}")
+        raise AirbyteTracedException(message=message, internal_message=error.internal_message,
+                                     failure_type=error.failure_type or FailureType.system_error) from error
+    spool = getattr(response, SPOOL_ATTRIBUTE, None)
+    if spool is None:
+        message = "The sample of events reached discovery without passing the export body check; this is a connector bug."
+        raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
+    kinds: Dict[str, set] = {}
+    count = raw = 0
+
+    def measured(lines: Iterable[bytes]) -> Iterator[bytes]:
+        nonlocal raw
+        for line in lines:
+            raw += len(line) + 1
+            yield line
+
+    try:
+        for _, event, _, _ in events(measured(spooled_lines(spool)), exact_integers=True):
+            count += 1
+            for name, value in event["properties"].items():
+                seen = kinds.get(name)
+                if seen is None:
+                    seen = kinds[name] = set()
+                seen.add(kind_of(value))
+        gzipped = spool.seek(0, io.SEEK_END)
+    finally:
+        spool.close()
+    logger.info(f"Event property types: a sample of {count:,} events ({first}..{last}, {raw / 1e6:,.1f} MB, "
+                f"{gzipped / 1e6:,.1f} MB gzipped) read in {time.monotonic() - started:.1f} s.")
+    return kinds
+
+
+def event_kinds(names: List[str], lexicon: HttpRequester, sample: HttpRequester, config: Mapping[str, Any]) -> Dict[str, str]:
+    """Each listed event property's column kind: the Lexicon's unless the sample holds values that do not fit it
+    (then none, with a WARN naming both), else the sample's (property_types.column_kind). Asked once per run."""
+    key = json.dumps(config, sort_keys=True, default=str)
+    with _discovery_lock:
+        if key in _kinds_cache:
+            return _kinds_cache[key]
+        said, seen = lexicon_kinds(lexicon, config), sample_kinds(sample, config)
+        kinds: Dict[str, str] = {}
+        for name in names:
+            held = seen.get(name, set()) - {None}
+            if name not in said:
+                kind = column_kind(held)
+            elif held <= FITS[said[name]]:
+                kind = said[name]
+            else:
+                kind = None
+                logger.warning(f"The Lexicon types event property {name!r} as {said[name]}, but the sampled events hold "
+                               f"{' and '.join(sorted(held))} values: its column gets no type.")
+            if kind is not None:
+                kinds[name] = kind
+        _kinds_cache[key] = kinds
+        return kinds
+
+
+_kinds_cache: Dict[str, Dict[str, str]] = {}
+
+
 @dataclass
 class DiscoveredSchemaLoader(SchemaLoader):
     """A schema from Mixpanel's property discovery: Python because the columns come from the rename map.
 
-    `fields` (from the manifest) types the fields the stream itself promises; discovered properties get
-    Mixpanel's type where it tells one, and no type restriction where it does not; a column named otherwise
-    than its property carries the property's name as its title. The rest lands in `other_properties`.
+    `fields` (from the manifest) types the fields the stream itself promises; discovered profile properties get
+    Mixpanel's type where it tells one; event properties, in a discover, the type event_kinds finds; the others no
+    type restriction. A column named otherwise than its property carries the property's name as its title. The rest
+    lands in `other_properties`.
     """
 
     config: Mapping[str, Any]
@@ -147,12 +294,18 @@ class DiscoveredSchemaLoader(SchemaLoader):
     kind: str
     parameters: InitVar[Mapping[str, Any]]
     fields: Mapping[str, Any] = field(default_factory=dict)
+    # Events only: where discover finds their types (declare_types).
+    lexicon_requester: Optional[HttpRequester] = None
+    sample_requester: Optional[HttpRequester] = None
 
     def get_json_schema(self) -> Mapping[str, Any]:
         types = PROPERTY_DISCOVERY[self.kind](discover(self.kind, self.properties_requester, self.config))
         names = property_names(self.kind, self.properties_requester, self.config)
+        kinds = {raw: MIXPANEL_TYPES.get(kind) for raw, kind in types.items() if kind}
+        if self.sample_requester is not None and _types_wanted.is_set():
+            kinds = event_kinds(list(names.columns), self.lexicon_requester, self.sample_requester, self.config)
         properties: Dict[str, Any] = {
-            column: {**MIXPANEL_TYPES.get(types.get(raw), {}), **({"title": raw} if column != raw else {})}
+            column: {**COLUMN_SCHEMAS.get(kinds.get(raw), {}), **({"title": raw} if column != raw else {})}
             for raw, column in names.columns.items()
         }
         properties.update(self.fields)

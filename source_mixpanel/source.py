@@ -11,6 +11,7 @@ from typing import Any, Iterator, List, Mapping, Optional
 
 import yaml
 from airbyte_cdk.models import (
+    AirbyteCatalog,
     AirbyteConnectionStatus,
     AirbyteMessage,
     AirbyteStateMessage,
@@ -27,7 +28,7 @@ from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_as_airbyte_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel import columns, export_run
+from source_mixpanel import columns, discovery, export_run
 from source_mixpanel.budget import RequestBudget
 from source_mixpanel.cursors import WindowCursorFeed, keep_export_run, kept_without_cursor_value
 from source_mixpanel.partition_states import PartitionStateCadence
@@ -125,6 +126,10 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
                 # CDK's ten-minute throttle, or a sync stopped in between reads it again.
                 PartitionStateCadence(cursor)
         return streams
+
+    def discover(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteCatalog:
+        discovery.declare_types()  # only discover asks the Lexicon and reads a sample of events (docs/columns.md)
+        return super().discover(logger, config)
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         self.budget.for_check()

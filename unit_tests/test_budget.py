@@ -403,14 +403,16 @@ def test_check_says_the_budget_is_spent_after_a_minute_not_two_windows():
 def test_the_manifest_declares_the_families_and_the_config_sets_their_numbers():
     config = {"query_requests_per_hour": 30, "export_requests_per_hour": 40, "rate_limit_window_seconds": 120}
     budget = RequestBudget.from_manifest(MANIFEST["definitions"]["request_budget"], config)
-    query, export = budget.families
+    lexicon, query, export = budget.families
+    assert (lexicon.per_window, lexicon.window, lexicon.in_flight, lexicon.per_second) == (5, 2, 1, None)
     assert (query.per_window, query.window, query.in_flight, query.per_second) == (30, 120, 5, None)
     assert (export.per_window, export.window, export.in_flight, export.per_second) == (40, 120, 100, 3)
     defaults = RequestBudget.from_manifest(MANIFEST["definitions"]["request_budget"], {})
-    assert [(f.per_window, f.window) for f in defaults.families] == [(60, 3600), (60, 3600)]
+    assert [(f.per_window, f.window) for f in defaults.families] == [(5, 60), (60, 3600), (60, 3600)]
     families = {
         "/api/query/engage": "query", "/api/2.0/engage": "query", "/api/query/funnels/list": "query",
         "/api/2.0/annotations": "query", "/api/app/projects/1/annotations": "query", "/api/2.0/export": "export",
+        "/api/app/projects/1/schemas": "lexicon",
     }
     for path, name in families.items():
         assert budget.family_of(requests.Request("GET", f"https://mixpanel.com{path}").prepare()).name == name
@@ -419,7 +421,7 @@ def test_the_manifest_declares_the_families_and_the_config_sets_their_numbers():
 
 def test_the_plan_counts_requests_per_family_and_the_least_time_the_budget_allows():
     budget = RequestBudget.from_manifest(MANIFEST["definitions"]["request_budget"], {})
-    query, export = budget.families
+    _, query, export = budget.families
     assert least_time(60, query) == 0 and least_time(61, query) == 3600 and least_time(1680, query) == 27 * 3600
     assert least_time(53, export) == 52 / 3
     cohorts = [StreamSlice(partition={"cohort_id": i}, cursor_slice={}) for i in range(40)]

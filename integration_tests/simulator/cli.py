@@ -57,6 +57,14 @@ SWITCHES = {
     "late_events": 'events of old days that reach Mixpanel when this is set ({"2025-04-02": 5}), for late arrivals',
     "late_received_ago": "seconds before late_events is set that its events reached Mixpanel (shown in the export from then)",
     "date_ahead": "seconds the Date header runs ahead of the clock that stamps mp_processing_time_ms",
+    "kind_change_from": "YYYY-MM-DD: the first day build_number is text (\"2025.03.19-rc1\"), an integer before "
+                        "(null: the Monday of today's week)",
+    "property_kinds": '"plain", or "hard": one event in 101 gives score, weight, trial_ends and tags a value of '
+                      "another kind",
+    "wide_integers": "account_id is 2**64 + 7 (beyond 64 bits) on one common slot in 35, an integer within 64 bits "
+                     "elsewhere",
+    "extra_event_properties": "this many more properties (extra_0000, ...) on every event, of four kinds in turn",
+    "lexicon_refuses": "answer the Lexicon schemas with this status (403, 402, 500; null: answer them)",
 }
 CONTROL_PATHS = {
     "GET /_sim/config": "every switch and its value",
@@ -68,6 +76,7 @@ CONTROL_PATHS = {
     "GET /_sim/truth/export?from_date=&to_date=": "the events the export holds for those days",
     "GET /_sim/truth/insights?bookmark_id=": "a saved Insights report's answer and its numbers ($overall totals left out)",
     "GET /_sim/truth/groups?data_group_id=": "the group profiles of a group key",
+    "GET /_sim/truth/lexicon": "the Lexicon's event and profile schemas, as /api/app/projects/{id}/schemas answers",
 }
 
 

@@ -10,7 +10,7 @@ import time
 from .common import API_SECRET, SA_SECRET, parse_day
 from .events import EventData
 from .faults import Faults
-from .limits import Limits
+from .limits import FAMILIES, Limits
 from .profiles import COHORTS, GROUP_KEYS, ProfileData
 from .reports import FUNNELS, ReportData
 from .server import Handler, Server
@@ -61,6 +61,11 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         "late_events": dict,
         "late_received_ago": (int, float),
         "date_ahead": (int, float),
+        "kind_change_from": (str, type(None)),
+        "property_kinds": str,
+        "wide_integers": bool,
+        "extra_event_properties": int,
+        "lexicon_refuses": (int, type(None)),
     }
 
     def __init__(
@@ -109,6 +114,11 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         late_events=None,
         late_received_ago: float = 0,
         date_ahead: float = 0,
+        kind_change_from: str | None = None,
+        property_kinds: str = "plain",
+        wide_integers: bool = False,
+        extra_event_properties: int = 0,
+        lexicon_refuses: int | None = None,
     ):
         self.host = host
         self.port = port
@@ -163,6 +173,15 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         self.date_ahead = date_ahead
         # Imported events: {day: {"share": s, "hours": h}}: that share of the day's events reached Mixpanel h hours late.
         self.imported_events = dict(imported_events or {})
+        # Property kinds (docs/columns.md): build_number turns from integer to text on kind_change_from (None: the
+        # Monday of today's week); "hard" gives four properties a rare value of another kind; extra_event_properties
+        # adds that many properties to every event; lexicon_refuses answers the Lexicon schemas with that status;
+        # wide_integers gives account_id 2**64 + 7 on one common slot in 35.
+        self.kind_change_from = kind_change_from
+        self.property_kinds = property_kinds
+        self.wide_integers = wide_integers
+        self.extra_event_properties = extra_event_properties
+        self.lexicon_refuses = lexicon_refuses
         self.true_times: dict[str, int] = {}
         self._late_received: dict[str, tuple[int, int]] = {}
         self._answers: list[dict] = []
@@ -170,9 +189,9 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         self._expiring: set = set()
 
         self.requests: list[dict] = []
-        self._admitted: dict[str, list[float]] = {"query": [], "export": []}
-        self._in_flight: dict[str, int] = {"query": 0, "export": 0}
-        self._most_in_flight: dict[str, int] = {"query": 0, "export": 0}
+        self._admitted: dict[str, list[float]] = {family: [] for family in FAMILIES}
+        self._in_flight: dict[str, int] = {family: 0 for family in FAMILIES}
+        self._most_in_flight: dict[str, int] = {family: 0 for family in FAMILIES}
         self._spent_until: dict[str, float] = {}
         self._spent_from_first: dict[str, tuple] = {}  # spend_budget(from_first_request=True), until that request
         self._attempts: dict[str, int] = {}
@@ -233,8 +252,8 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         with self._lock:
             self.requests.clear()
             self._attempts.clear()
-            self._admitted = {"query": [], "export": []}
-            self._most_in_flight = {"query": 0, "export": 0}
+            self._admitted = {family: [] for family in FAMILIES}
+            self._most_in_flight = {family: 0 for family in FAMILIES}
             self._spent_until, self._spent_from_first = {}, {}
 
     def requests_to(self, path_suffix: str) -> list[dict]:
@@ -281,7 +300,9 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
                 value = {str(k): v if name == "odd_date_keys" else int(v) for k, v in value.items()}
             elif (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
                 raise ValueError(f"{name} has the wrong type")
-            if name in ("first_event_day", "today") and value is not None and parse_day(value) is None:
+            if name == "property_kinds" and value not in ("plain", "hard"):
+                raise ValueError('property_kinds must be "plain" or "hard"')
+            if name in ("first_event_day", "today", "kind_change_from") and value is not None and parse_day(value) is None:
                 raise ValueError(f"{name} must be YYYY-MM-DD")
             setattr(self, name, value)
 

@@ -7,6 +7,7 @@ import re
 
 from .common import PROJECT_ID, ApiError, days_between, parse_day
 from .events import EVENT_NAMES
+from .lexicon import LEXICON_REFUSALS, LEXICON_SCHEMAS
 from .profiles import property_summary
 from .reports import FUNNELS_BOOKMARK, INSIGHTS_REPORTS, ODD_KEYS_FUNNEL
 
@@ -195,6 +196,12 @@ class QueryEndpoints:
     def _ep_app_annotations(self, params: dict, entry: dict) -> None:
         from_day, to_day = self._date_range(params, "fromDate", "toDate", required=False)
         self.send_json(200, {"status": "ok", "results": self._annotations_between(from_day, to_day)}, entry)
+
+    def _ep_app_schemas(self, params: dict, entry: dict) -> None:
+        refused = self.server.sim.lexicon_refuses
+        if refused:
+            raise ApiError(refused, LEXICON_REFUSALS.get(refused, "simulator: the Lexicon failed"))
+        self.send_json(200, {"status": "ok", "results": LEXICON_SCHEMAS}, entry)
 
     def _ep_legacy_annotations(self, params: dict, entry: dict) -> None:
         from_day, to_day = self._date_range(params, required=False)

@@ -41,7 +41,7 @@ _BY_NAME = {
     "Purchase": (
         {"price": 19.99, "currency": "EUR", "quantity": 2},
         {"price": 5, "currency": "USD", "quantity": 1},
-        {"price": 1234.5, "currency": "JPY", "quantity": 10, "coupon": None},
+        {"price": 1234.5, "currency": "JPY", "quantity": 10},
     ),
     "Ünïcode ✓ event": ({"ключ": "значение", "키": "값 ✓"}, {"ключ": "ещё"}),
     "Logged in": ({"method": "sso"}, {"method": "password", "attempts": 3}),
@@ -54,6 +54,41 @@ def _frag(props: dict) -> str:
     """A dict's members as a JSON fragment that starts with a comma ('' for an empty dict)."""
     text = json.dumps(props, ensure_ascii=False, separators=(",", ":"))
     return "" if text == "{}" else "," + text[1:-1]
+
+
+# Properties that make typing columns hard (docs/columns.md), by common slot k: one kind each, with the traps a
+# sample must not fall into. build_number is an integer before the day kind_change_from and text from it; under
+# property_kinds="hard" one event in HARD_EVERY carries a value of another kind in four of them.
+HARD_EVERY = 101
+HARD_PROPERTIES = ("score", "weight", "trial_ends", "tags")
+
+
+def _typed_props(k: int, text_builds: bool, hard: bool, wide: bool = False) -> dict:
+    props = {
+        "score": "n/a" if hard else k * 3,
+        "weight": True if hard else 1.0 if k % 5 == 0 else k + 0.5 if k % 2 else k,
+        "account_id": 2**64 + k if k == 7 and wide else 100000 + k,  # beyond 64 bits on one slot in 35
+        "trial_ends": 1743500000 + k if hard else f"2025-04-{k % 28 + 1:02d}T09:30:00{'.250' if k % 4 == 2 else ''}",
+        "build_number": f"2025.03.{k % 28 + 1:02d}-rc{k % 3 + 1}" if text_builds else 1000 + k,
+    }
+    if k % 3 == 1:
+        props["cart"] = {"items": [{"sku": f"SKU-{k}", "qty": k % 4 + 1}], "total": k + 0.99, "gift": k % 2 == 0}
+    if k % 3 != 1 or hard:
+        props["tags"] = "promo" if hard else ["new", "promo", "vip"][: k % 3 + 1]
+    return props
+
+
+# The typed fragments by common slot: _TYPED[(build numbers as text, hard, wide integers)][k].
+_TYPED = {(text, hard, wide): tuple(_frag(_typed_props(k, text, hard, wide)) for k in range(35))
+          for text in (False, True) for hard in (False, True) for wide in (False, True)}
+# The day's first event has a null coupon, one in ten a code: a sample meets null before text.
+_COUPON_NULL, _COUPON_CODE = ',"coupon":null', ',"coupon":"SPRING25"'
+
+
+def _extra_props(count: int, k: int) -> dict:
+    """extra_event_properties: `count` more properties of every event, of four kinds in turn."""
+    kinds = (lambda j: j * 35 + k, lambda j: j + k / 8, lambda j: f"v{k}", lambda j: k % 2 == 0)
+    return {f"extra_{j:04d}": kinds[j % 4](j) for j in range(count)}
 
 
 def _common_props(k: int) -> dict:
@@ -87,6 +122,9 @@ def _event_property_names(event: str | None = None) -> list[str]:
         names.extend(_common_props(k))
     for flavor in _FLAVORS:
         names.extend(flavor)
+    for k in range(35):
+        names.extend(_typed_props(k, False, False))
+    names.append("coupon")
     for name in EVENT_NAMES if event is None else [event]:
         for specific in _BY_NAME.get(name, ()):
             names.extend(specific)
@@ -116,6 +154,23 @@ class EventData:
         true = int(local.replace(tzinfo=zone, fold=fold).timestamp())
         shown = true + int(dt.datetime.fromtimestamp(true, zone).utcoffset().total_seconds())
         return shown, true
+
+    def kind_change_day(self) -> dt.date:
+        """The first day build_number is text: kind_change_from, by default the Monday of today's week (a sample
+        of the last whole week never sees it)."""
+        if self.kind_change_from:
+            return dt.date.fromisoformat(self.kind_change_from)
+        today = self.today_date()
+        return today - dt.timedelta(days=today.weekday())
+
+    def _extra_fragments(self) -> tuple:
+        """extra_event_properties' fragments by common slot ('' each without them)."""
+        count = self.extra_event_properties
+        with self._lock:
+            fragments = self._memo.get(("extra", count))
+            if fragments is None:
+                fragments = self._memo[("extra", count)] = tuple(_frag(_extra_props(count, k)) for k in range(35))
+            return fragments
 
     def _id_pool(self, n: int) -> list[str]:
         """Distinct ids, deterministic from the seed; a longer pool extends a shorter one."""
@@ -169,6 +224,9 @@ class EventData:
         n_ids, n_commons = len(dids), len(_COMMONS)
         prefixes, commons, extras, slots = _PREFIXES, _COMMONS, _EXTRAS, _NAME_SLOTS
         n_extras = tuple(len(e) for e in extras)
+        typed = _TYPED[(day >= self.kind_change_day(), False, self.wide_integers)]
+        rare = _TYPED[(day >= self.kind_change_day(), True, self.wide_integers)] if self.property_kinds == "hard" else typed
+        more = self._extra_fragments()
         out: list[str] = []
         append = out.append
         for i in range(count):
@@ -190,7 +248,9 @@ class EventData:
                 f'"$insert_id":"{insert_id}",'
                 f'"mp_processing_time_ms":{received * 1000 + (a >> 22) % 1000}'
                 f'{commons[(b >> 12) % n_commons]}{extras[ni][(b >> 18) % n_extras[ni]]}'
-                f'{_RARE_FRAGMENT if i % 50 == 7 else ""}}}}}\n'
+                f'{_RARE_FRAGMENT if i % 50 == 7 else ""}'
+                f'{(rare if i % HARD_EVERY == 17 else typed)[(b >> 12) % n_commons]}'
+                f'{_COUPON_NULL if i == 0 else _COUPON_CODE if i % 10 == 3 else ""}{more[(b >> 12) % n_commons]}}}}}\n'
             )
             if len(out) >= batch:
                 yield out
@@ -269,7 +329,8 @@ class EventData:
         return [json.loads(line) for lines in self._export_batches(from_day, to_day, events) for line in lines]
 
     def _export_body(self, from_day, to_day, events, limit) -> bytes:
-        key = (self.seed, self.events_per_day, self.first_event_day, self.today_date(), from_day, to_day,
+        key = (self.seed, self.events_per_day, self.first_event_day, self.today_date(), self.kind_change_day(),
+               self.property_kinds, self.wide_integers, self.extra_event_properties, from_day, to_day,
                None if events is None else tuple(events), limit, self.legacy_times, self.timezone,
                tuple(sorted(self._late_received.items())), json.dumps(self.imported_events, sort_keys=True))
         with self._lock:
@@ -287,7 +348,8 @@ class EventData:
         return body
 
     def _export_gzip_body(self, body_key_args, body: bytes) -> bytes:
-        key = ("gz", self.seed, self.events_per_day, self.first_event_day, self.today_date()) + body_key_args
+        key = ("gz", self.seed, self.events_per_day, self.first_event_day, self.today_date(), self.kind_change_day(),
+               self.property_kinds, self.wide_integers, self.extra_event_properties) + body_key_args
         with self._lock:
             cached = self._body_cache.get(key)
         if cached is None:
@@ -301,4 +363,4 @@ class EventData:
         """What events/properties/top lists (everything but $rare_prop)."""
         if event is not None and event not in EVENT_NAMES:
             return []
-        return _event_property_names(event)
+        return _event_property_names(event) + list(_extra_props(self.extra_event_properties, 0))

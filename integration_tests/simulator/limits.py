@@ -6,6 +6,9 @@ import time
 
 from .common import PROJECT_ID, ApiError
 
+FAMILIES = ("query", "export", "lexicon")
+LEXICON_PER_MINUTE = 5  # Mixpanel's Lexicon Schemas API: 5 requests a minute
+
 
 def _most_within(times: list, span: float) -> int:
     """The most of the sorted `times` that fall within any span of `span` seconds (a moving window)."""
@@ -36,10 +39,13 @@ class Limits:
                     self._spent_from_first[family] = (tuple(families), float(seconds))
 
     def _limits(self, family: str) -> tuple:
-        """(per window, in flight, per second or None) for a family."""
+        """(per window, in flight, per second or None, window seconds) for a family; the Lexicon's window is a minute
+        (a sixtieth of rate_window_seconds, Mixpanel's hour)."""
         if family == "export":
-            return self.export_per_window, self.export_concurrent, self.export_per_second
-        return self.query_per_window, self.query_concurrent, None
+            return self.export_per_window, self.export_concurrent, self.export_per_second, self.rate_window_seconds
+        if family == "lexicon":
+            return LEXICON_PER_MINUTE, LEXICON_PER_MINUTE, None, self.rate_window_seconds / 60
+        return self.query_per_window, self.query_concurrent, None, self.rate_window_seconds
 
     def admit(self, family: str, entry: dict, counted: bool = True) -> None:
         """Count a request against its family's budget, or raise the 429 Mixpanel would send; one not `counted`
@@ -47,9 +53,9 @@ class Limits:
         if not self.rate_limits:
             return
         now = time.monotonic()
-        per_window, concurrent, per_second = self._limits(family)
+        per_window, concurrent, per_second, span = self._limits(family)
         with self._lock:
-            window = [t for t in self._admitted[family] if t > now - self.rate_window_seconds]
+            window = [t for t in self._admitted[family] if t > now - span]
             self._admitted[family] = window
             in_flight = self._in_flight[family] + (self.others_in_flight if family == "query" else 0)
             last_second = sum(1 for t in window if t > now - 1)
@@ -62,7 +68,7 @@ class Limits:
             if counted and now < spent_until:
                 refused, wait = "spent", spent_until - now
             elif counted and len(window) >= per_window:
-                refused, wait = "hour", min(window) + self.rate_window_seconds - now
+                refused, wait = "hour", min(window) + span - now
             elif in_flight >= concurrent:
                 refused, wait = "concurrent", 1.0
             elif counted and per_second is not None and last_second >= per_second:
@@ -76,7 +82,9 @@ class Limits:
                 return
             entry.update(family=family, refused=refused)
         in_hour = per_window + 1 if refused in ("spent", "hour") else len(window) + 1
-        if family == "export":
+        if family == "lexicon":
+            message = f"Lexicon rate limit exceeded for project_id: {PROJECT_ID}. {in_hour}/{per_window} requests in the last minute."
+        elif family == "export":
             message = (f"Export rate limit exceeded for project_id: {PROJECT_ID}. {in_flight + 1}/{concurrent} requests "
                        f"running concurrently, {last_second + 1}/{per_second} requests in the last second and "
                        f"{in_hour}/{per_window} requests in the last hour.")
@@ -101,7 +109,8 @@ class Limits:
             log = [dict(r) for r in self.requests if r.get("family")]
             most_in_flight = dict(self._most_in_flight)
         report = {}
-        for family in ("query", "export"):
+        for family in FAMILIES:
+            span = self._limits(family)[3]
             admitted = [r for r in log if r["family"] == family and not r.get("refused")]
             times = sorted(r["time"] for r in admitted if r.get("counted", True))
             refusals: dict = {}
@@ -111,7 +120,7 @@ class Limits:
             report[family] = {
                 "admitted": len(admitted),
                 "counted": len(times),
-                "most_in_window": _most_within(times, self.rate_window_seconds),
+                "most_in_window": _most_within(times, span),
                 "most_in_a_second": _most_within(times, 1.0),
                 "most_in_flight": most_in_flight[family],
                 "refused": refusals,

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .common import API_SECRET, GZIP_MIN_BYTES, PROJECT_ID, SA_SECRET, SA_USERNAME, ApiError, json_bytes, parse_day
 from .endpoints import QueryEndpoints
 from .export import ExportEndpoint
+from .lexicon import LEXICON_SCHEMAS
 
 if TYPE_CHECKING:  # the simulator starts this server
     from .core import MixpanelSimulator
@@ -37,6 +38,7 @@ _QUERY_ROUTES = {
     "annotations": ("legacy_annotations", "annotations", ("GET",)),
 }
 _APP_ANNOTATIONS_RE = re.compile(r"^/api/app/projects/([^/]+)/annotations$")
+_APP_SCHEMAS_RE = re.compile(r"^/api/app/projects/([^/]+)/schemas$")
 
 
 def _route(path: str):
@@ -52,6 +54,9 @@ def _route(path: str):
     match = _APP_ANNOTATIONS_RE.match(path)
     if match:
         return ("app", "app_annotations", "annotations", ("GET",), match.group(1))
+    match = _APP_SCHEMAS_RE.match(path)
+    if match:  # the Lexicon: like every app path, service accounts only (a project secret gets 401)
+        return ("app", "app_schemas", "lexicon", ("GET",), match.group(1))
     return None
 
 
@@ -258,7 +263,8 @@ class Handler(ExportEndpoint, QueryEndpoints, BaseHTTPRequestHandler):
                             headers=canned["headers"])
             return
         continuation = endpoint == "engage" and params.get("session_id") and str(params.get("page") or "0") != "0"
-        sim.admit("export" if kind == "export" else "query", entry, counted=not continuation)
+        sim.admit(kind if kind == "export" else "lexicon" if family == "lexicon" else "query", entry,
+                  counted=not continuation)
         if kind != "export" and sim.query_latency:
             sim._stopping.wait(float(sim.query_latency))
         getattr(self, "_ep_" + endpoint)(params, entry)
@@ -301,6 +307,8 @@ class Handler(ExportEndpoint, QueryEndpoints, BaseHTTPRequestHandler):
             self.send_json(200, {"body": body, "numbers": numbers}, None)
         elif path == "/_sim/truth/groups" and method == "GET":
             self.send_json(200, sim.group_profiles(dict(parse_qsl(query)).get("data_group_id")), None)
+        elif path == "/_sim/truth/lexicon" and method == "GET":
+            self.send_json(200, {"status": "ok", "results": LEXICON_SCHEMAS}, None)
         elif path == "/_sim/truth/export" and method == "GET":
             params = dict(parse_qsl(query))
             from_day, to_day = parse_day(params.get("from_date")), parse_day(params.get("to_date"))
