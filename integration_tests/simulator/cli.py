@@ -61,9 +61,7 @@ SWITCHES = {
                         "(null: the Monday of today's week)",
     "property_kinds": '"plain", or "hard": one event in 101 gives score, weight, trial_ends and tags a value of '
                       "another kind",
-    "wide_integers": "account_id is 2**64 + 7 (beyond 64 bits) on one common slot in 35, an integer within 64 bits "
-                     "elsewhere",
-    "extra_event_properties": "this many more properties (extra_0000, ...) on every event, of four kinds in turn",
+    "extra_event_properties": "this many more properties (extra_0000, ...) in the project, of four kinds in turn; an event carries one in 35 of them",
     "lexicon_refuses": "answer the Lexicon schemas with this status (403, 402, 500; null: answer them)",
 }
 CONTROL_PATHS = {

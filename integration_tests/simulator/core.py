@@ -63,7 +63,6 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         "date_ahead": (int, float),
         "kind_change_from": (str, type(None)),
         "property_kinds": str,
-        "wide_integers": bool,
         "extra_event_properties": int,
         "lexicon_refuses": (int, type(None)),
     }
@@ -116,7 +115,6 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         date_ahead: float = 0,
         kind_change_from: str | None = None,
         property_kinds: str = "plain",
-        wide_integers: bool = False,
         extra_event_properties: int = 0,
         lexicon_refuses: int | None = None,
     ):
@@ -175,11 +173,9 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         self.imported_events = dict(imported_events or {})
         # Property kinds (docs/columns.md): build_number turns from integer to text on kind_change_from (None: the
         # Monday of today's week); "hard" gives four properties a rare value of another kind; extra_event_properties
-        # adds that many properties to every event; lexicon_refuses answers the Lexicon schemas with that status;
-        # wide_integers gives account_id 2**64 + 7 on one common slot in 35.
+        # adds that many properties to every event; lexicon_refuses answers the Lexicon schemas with that status.
         self.kind_change_from = kind_change_from
         self.property_kinds = property_kinds
-        self.wide_integers = wide_integers
         self.extra_event_properties = extra_event_properties
         self.lexicon_refuses = lexicon_refuses
         self.true_times: dict[str, int] = {}

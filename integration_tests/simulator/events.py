@@ -63,11 +63,11 @@ HARD_EVERY = 101
 HARD_PROPERTIES = ("score", "weight", "trial_ends", "tags")
 
 
-def _typed_props(k: int, text_builds: bool, hard: bool, wide: bool = False) -> dict:
+def _typed_props(k: int, text_builds: bool, hard: bool) -> dict:
     props = {
         "score": "n/a" if hard else k * 3,
         "weight": True if hard else 1.0 if k % 5 == 0 else k + 0.5 if k % 2 else k,
-        "account_id": 2**64 + k if k == 7 and wide else 100000 + k,  # beyond 64 bits on one slot in 35
+        "account_id": 2**64 + k if k == 7 else 100000 + k,  # beyond 64 bits on one slot in 35
         "trial_ends": 1743500000 + k if hard else f"2025-04-{k % 28 + 1:02d}T09:30:00{'.250' if k % 4 == 2 else ''}",
         "build_number": f"2025.03.{k % 28 + 1:02d}-rc{k % 3 + 1}" if text_builds else 1000 + k,
     }
@@ -78,17 +78,18 @@ def _typed_props(k: int, text_builds: bool, hard: bool, wide: bool = False) -> d
     return props
 
 
-# The typed fragments by common slot: _TYPED[(build numbers as text, hard, wide integers)][k].
-_TYPED = {(text, hard, wide): tuple(_frag(_typed_props(k, text, hard, wide)) for k in range(35))
+# The typed fragments by common slot: _TYPED[(build numbers as text, hard)][k].
+_TYPED = {(text, hard): tuple(_frag(_typed_props(k, text, hard)) for k in range(35))
           for text in (False, True) for hard in (False, True) for wide in (False, True)}
 # The day's first event has a null coupon, one in ten a code: a sample meets null before text.
 _COUPON_NULL, _COUPON_CODE = ',"coupon":null', ',"coupon":"SPRING25"'
 
 
 def _extra_props(count: int, k: int) -> dict:
-    """extra_event_properties: `count` more properties of every event, of four kinds in turn."""
+    """extra_event_properties: `count` more properties in the project, of four kinds in turn; an event of common
+    slot k carries those numbered k modulo 35 (2,000 properties: 57 an event), as a wide project's events do."""
     kinds = (lambda j: j * 35 + k, lambda j: j + k / 8, lambda j: f"v{k}", lambda j: k % 2 == 0)
-    return {f"extra_{j:04d}": kinds[j % 4](j) for j in range(count)}
+    return {f"extra_{j:04d}": kinds[j % 4](j) for j in range(k % 35, count, 35)}
 
 
 def _common_props(k: int) -> dict:
@@ -224,8 +225,8 @@ class EventData:
         n_ids, n_commons = len(dids), len(_COMMONS)
         prefixes, commons, extras, slots = _PREFIXES, _COMMONS, _EXTRAS, _NAME_SLOTS
         n_extras = tuple(len(e) for e in extras)
-        typed = _TYPED[(day >= self.kind_change_day(), False, self.wide_integers)]
-        rare = _TYPED[(day >= self.kind_change_day(), True, self.wide_integers)] if self.property_kinds == "hard" else typed
+        typed = _TYPED[(day >= self.kind_change_day(), False)]
+        rare = _TYPED[(day >= self.kind_change_day(), True)] if self.property_kinds == "hard" else typed
         more = self._extra_fragments()
         out: list[str] = []
         append = out.append
@@ -330,7 +331,7 @@ class EventData:
 
     def _export_body(self, from_day, to_day, events, limit) -> bytes:
         key = (self.seed, self.events_per_day, self.first_event_day, self.today_date(), self.kind_change_day(),
-               self.property_kinds, self.wide_integers, self.extra_event_properties, from_day, to_day,
+               self.property_kinds, self.extra_event_properties, from_day, to_day,
                None if events is None else tuple(events), limit, self.legacy_times, self.timezone,
                tuple(sorted(self._late_received.items())), json.dumps(self.imported_events, sort_keys=True))
         with self._lock:
@@ -349,7 +350,7 @@ class EventData:
 
     def _export_gzip_body(self, body_key_args, body: bytes) -> bytes:
         key = ("gz", self.seed, self.events_per_day, self.first_event_day, self.today_date(), self.kind_change_day(),
-               self.property_kinds, self.wide_integers, self.extra_event_properties) + body_key_args
+               self.property_kinds, self.extra_event_properties) + body_key_args
         with self._lock:
             cached = self._body_cache.get(key)
         if cached is None:
@@ -363,4 +364,5 @@ class EventData:
         """What events/properties/top lists (everything but $rare_prop)."""
         if event is not None and event not in EVENT_NAMES:
             return []
-        return _event_property_names(event) + list(_extra_props(self.extra_event_properties, 0))
+        extras = [name for k in range(35) for name in _extra_props(self.extra_event_properties, k)]
+        return _event_property_names(event) + sorted(extras)
