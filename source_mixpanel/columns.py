@@ -16,11 +16,10 @@ from airbyte_cdk.models import ConfiguredAirbyteCatalog, FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel.properties import OTHER_PROPERTIES, WITH_COLUMNS, PropertyNames
-from source_mixpanel.property_types import is_datetime
+from source_mixpanel.property_types import INT64_MAX, INT64_MIN, is_datetime
 
 logger = logging.getLogger("airbyte")
 
-INT64 = (-(1 << 63), (1 << 63) - 1)
 _NONE = type(None)
 _ANY: FrozenSet[type] = frozenset((_NONE, bool, int, float, str, dict, list))
 # The Python types each JSON schema type admits; a bool is never an integer here (type() is exact).
@@ -85,8 +84,8 @@ class StreamColumns:
         had_columns = set(names.columns) if with_columns is None else set(with_columns)
         self.columns: Dict[str, Any] = {}
         self.fits: Dict[str, FrozenSet[type]] = {}
-        self.datetime_columns: List[Tuple[str, str]] = []
-        self.integer_columns: Dict[str, str] = {}
+        self.timestamps: List[str] = []  # names whose column is a timestamp without timezone: text there must be one
+        self.integers: set = set()  # names whose column holds integers of 64 bits
         self.deselected: List[str] = []
         for raw, column in names.columns.items():
             if not self.typed or column in computed:
@@ -94,9 +93,9 @@ class StreamColumns:
             elif column in declared:
                 self.columns[raw], self.fits[raw] = column, _kinds(declared[column])
                 if _is_datetime_schema(declared[column]):
-                    self.datetime_columns.append((raw, column))
+                    self.timestamps.append(raw)
                 if int in self.fits[raw] and float not in self.fits[raw]:
-                    self.integer_columns[raw] = column
+                    self.integers.add(raw)
             elif raw in had_columns:
                 self.columns[raw], self.fits[raw] = _DESELECTED, _ANY
                 self.deselected.append(raw)
@@ -110,9 +109,9 @@ class StreamColumns:
                         f"{', ...' if len(self.deselected) > 10 else ''}).")
 
     def shape(self, properties: Mapping[str, Any], record: Dict[str, Any], wide: bool = False) -> None:
-        """Puts each property into its column, OTHER_PROPERTIES or nowhere. `wide`: the line held an integer of 19
-        digits or more, which may not fit a 64-bit column. Hot path: one comprehension for the common record."""
-        if not wide:
+        """Puts each property into its column, OTHER_PROPERTIES or nowhere. `wide`: the record may hold an integer
+        of 19 digits or more, which may not fit a 64-bit column. Hot path: one comprehension for the common record."""
+        if not (wide and self.integers):
             columns, fits = self.columns, self.fits
             try:  # with no type to judge, no filter: 0.6 us a record less (18 properties)
                 placed = ({columns[name]: value for name, value in properties.items() if type(value) in fits[name]}
@@ -121,8 +120,8 @@ class StreamColumns:
                 pass
             else:
                 if len(placed) == len(properties):
-                    for raw, _ in self.datetime_columns:
-                        value = properties.get(raw)
+                    for name in self.timestamps:
+                        value = properties.get(name)
                         if type(value) is str and not is_datetime(value):
                             break
                     else:
@@ -152,16 +151,16 @@ class StreamColumns:
     def _fits(self, name: str, value: Any) -> bool:
         if type(value) not in self.fits[name]:
             return False
-        if type(value) is int and name in self.integer_columns:
-            return INT64[0] <= value <= INT64[1]
-        if type(value) is str and any(raw == name for raw, _ in self.datetime_columns):
+        if type(value) is int and name in self.integers:
+            return INT64_MIN <= value <= INT64_MAX
+        if type(value) is str and name in self.timestamps:
             return is_datetime(value)
         return True
 
     def _misfit(self, name: str, value: Any) -> None:
         if not self.other_selected:
             message = (f"Stream {self.stream}: the {self.kind} property {name!r} holds {kind_met(value)} where the "
-                       f"catalog declares {declared_kind(self.fits[name], name in dict(self.datetime_columns))}, and "
+                       f"catalog declares {declared_kind(self.fits[name], name in self.timestamps)}, and "
                        f"the catalog has no {OTHER_PROPERTIES}, where such a value goes: select {OTHER_PROPERTIES} "
                        f"(select_properties_by_default true adds it) or refresh the source schema.")
             raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
@@ -170,7 +169,7 @@ class StreamColumns:
             self.misfits[name] = self.misfits.get(name, 0) + 1
         if first:
             logger.warning(f"The {self.kind} property {name!r} holds {kind_met(value)} where the catalog declares "
-                           f"{declared_kind(self.fits[name], name in dict(self.datetime_columns))}: such values go to "
+                           f"{declared_kind(self.fits[name], name in self.timestamps)}: such values go to "
                            f"{OTHER_PROPERTIES} under {name!r}, exact; the next schema refresh widens the column.")
 
     def _drop(self, name: str) -> None:
@@ -211,7 +210,7 @@ def _is_datetime_schema(schema: Mapping[str, Any]) -> bool:
 def kind_met(value: Any) -> str:
     """A value's kind in words, never the value itself (it is personal data)."""
     if type(value) is int:
-        return "an integer beyond 64 bits" if not INT64[0] <= value <= INT64[1] else "an integer"
+        return "an integer beyond 64 bits" if not INT64_MIN <= value <= INT64_MAX else "an integer"
     return {str: "text", bool: "true/false", float: "a number with a fraction", dict: "an object", list: "a list"}.get(type(value), "a value")
 
 

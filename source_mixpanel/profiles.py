@@ -40,7 +40,7 @@ class ProfileShape(RecordTransformation):
         # Group profiles come keyed by $distinct_id (the group's id); an answer keyed $group_id is read the same way.
         group_id = record.pop("$group_id", None) if self.kind == "group" else None
         record[self.id_column] = _checked_id(identifier if identifier is not None else group_id, self.kind, stream_slice)
-        self._columns.shape(properties, record)
+        self._columns.shape(properties, record, wide=True)  # an answer's integers are exact, of any size
 
 
 def _checked_id(identifier: Any, kind: str, stream_slice: Optional[Mapping[str, Any]]) -> Any:

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping, Optional
 _DATETIME = re.compile(
     r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
 )
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def is_datetime(text: str) -> bool:
@@ -26,7 +26,7 @@ def kind_of(value: Any) -> Optional[str]:
     if kind is str:
         return "datetime" if _DATETIME.fullmatch(value) else "string"
     if kind is int:
-        return "integer" if _INT64_MIN <= value <= _INT64_MAX else "wide_integer"
+        return "integer" if INT64_MIN <= value <= INT64_MAX else "wide_integer"
     return _KINDS.get(kind)
 
 
