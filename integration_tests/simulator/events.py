@@ -60,14 +60,16 @@ def _frag(props: dict) -> str:
 # sample must not fall into. build_number is an integer before the day kind_change_from and text from it; under
 # property_kinds="hard" one event in HARD_EVERY carries a value of another kind in four of them.
 HARD_EVERY = 101
+# One event in WIDE_EVERY (each day's eighth among them) has an account_id beyond 64 bits, rare as in real projects.
+WIDE_EVERY = 1000
 HARD_PROPERTIES = ("score", "weight", "trial_ends", "tags")
 
 
-def _typed_props(k: int, text_builds: bool, hard: bool) -> dict:
+def _typed_props(k: int, text_builds: bool, hard: bool, wide: bool = False) -> dict:
     props = {
         "score": "n/a" if hard else k * 3,
         "weight": True if hard else 1.0 if k % 5 == 0 else k + 0.5 if k % 2 else k,
-        "account_id": 2**64 + k if k == 7 else 100000 + k,  # beyond 64 bits on one slot in 35
+        "account_id": 2**64 + k if wide else 100000 + k,
         "trial_ends": 1743500000 + k if hard else f"2025-04-{k % 28 + 1:02d}T09:30:00{'.250' if k % 4 == 2 else ''}",
         "build_number": f"2025.03.{k % 28 + 1:02d}-rc{k % 3 + 1}" if text_builds else 1000 + k,
     }
@@ -78,8 +80,8 @@ def _typed_props(k: int, text_builds: bool, hard: bool) -> dict:
     return props
 
 
-# The typed fragments by common slot: _TYPED[(build numbers as text, hard)][k].
-_TYPED = {(text, hard): tuple(_frag(_typed_props(k, text, hard)) for k in range(35))
+# The typed fragments by common slot: _TYPED[(build numbers as text, hard, wide)][k].
+_TYPED = {(text, hard, wide): tuple(_frag(_typed_props(k, text, hard, wide)) for k in range(35))
           for text in (False, True) for hard in (False, True) for wide in (False, True)}
 # The day's first event has a null coupon, one in ten a code: a sample meets null before text.
 _COUPON_NULL, _COUPON_CODE = ',"coupon":null', ',"coupon":"SPRING25"'
@@ -225,8 +227,9 @@ class EventData:
         n_ids, n_commons = len(dids), len(_COMMONS)
         prefixes, commons, extras, slots = _PREFIXES, _COMMONS, _EXTRAS, _NAME_SLOTS
         n_extras = tuple(len(e) for e in extras)
-        typed = _TYPED[(day >= self.kind_change_day(), False)]
-        rare = _TYPED[(day >= self.kind_change_day(), True)] if self.property_kinds == "hard" else typed
+        typed = _TYPED[(day >= self.kind_change_day(), False, False)]
+        wide = _TYPED[(day >= self.kind_change_day(), False, True)]
+        rare = _TYPED[(day >= self.kind_change_day(), True, False)] if self.property_kinds == "hard" else typed
         more = self._extra_fragments()
         out: list[str] = []
         append = out.append
@@ -250,7 +253,7 @@ class EventData:
                 f'"mp_processing_time_ms":{received * 1000 + (a >> 22) % 1000}'
                 f'{commons[(b >> 12) % n_commons]}{extras[ni][(b >> 18) % n_extras[ni]]}'
                 f'{_RARE_FRAGMENT if i % 50 == 7 else ""}'
-                f'{(rare if i % HARD_EVERY == 17 else typed)[(b >> 12) % n_commons]}'
+                f'{(rare if i % HARD_EVERY == 17 else wide if i % WIDE_EVERY == 7 else typed)[(b >> 12) % n_commons]}'
                 f'{_COUPON_NULL if i == 0 else _COUPON_CODE if i % 10 == 3 else ""}{more[(b >> 12) % n_commons]}}}}}\n'
             )
             if len(out) >= batch:
