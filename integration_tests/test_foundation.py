@@ -57,8 +57,9 @@ def test_check_succeeds_with_a_service_account_in_one_request(tmp_path, sim):
     run = run_connector(tmp_path, "check", service_account_config(sim))
     (status,) = run.of_type("CONNECTION_STATUS")
     assert status["connectionStatus"]["status"] == "SUCCEEDED"
-    assert [(r["path"], r["params"].get("project_id"), r["auth"]) for r in sim.requests] == [
-        ("/api/query/events/properties/top", str(PROJECT_ID), "service_account")
+    # A documented request (events/names needs its type), one query of the hour.
+    assert [(r["method"], r["path"], r["params"], r["auth"]) for r in sim.requests] == [
+        ("GET", "/api/query/events/names", {"project_id": str(PROJECT_ID), "type": "general", "limit": "1"}, "service_account")
     ]
 
 
@@ -66,7 +67,7 @@ def test_check_succeeds_with_a_project_secret_and_sends_no_project_id(tmp_path, 
     run = run_connector(tmp_path, "check", project_secret_config(sim))
     assert run.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"] == "SUCCEEDED"
     ((request),) = sim.requests
-    assert request["auth"] == "project_secret" and "project_id" not in request["params"]
+    assert request["auth"] == "project_secret" and request["params"] == {"type": "general", "limit": "1"}
 
 
 @pytest.mark.parametrize("style", ["401", "400-text"])
