@@ -89,21 +89,23 @@ def test_a_profile_seen_in_2099_does_not_stop_the_next_incremental_sync(tmp_path
     assert second.stream_statuses("engage")[-1] == "COMPLETE" and second.records_of("engage")  # a request was sent
 
 
-def test_a_profile_id_keeps_its_integer_type_and_a_profile_without_one_fails_the_read(tmp_path, capped_small):
+def test_an_integer_profile_id_comes_as_its_text_and_a_profile_without_one_fails_the_read(tmp_path, capped_small):
     capped_small.extra_profiles = [{"$distinct_id": 4, "$properties": {"$email": "four@example.com"}}]
     config = service_account_config(capped_small)
     catalog = catalog_for(tmp_path, config, ["engage"])
+    assert catalog["streams"][0]["stream"]["json_schema"]["properties"]["distinct_id"] == {"type": "string"}
     run = run_connector(tmp_path, "read", config, catalog=catalog)
     assert run.stream_statuses("engage")[-1] == "COMPLETE"
-    (four,) = [r for r in run.records_of("engage") if not isinstance(r["distinct_id"], str)]
-    assert four["distinct_id"] == 4 and four["email"] == "four@example.com" and len(run.records_of("engage")) == 451
+    assert all(type(r["distinct_id"]) is str for r in run.records_of("engage"))  # a key never mixes types
+    (four,) = [r for r in run.records_of("engage") if r.get("email") == "four@example.com"]
+    assert four["distinct_id"] == "4" and len(run.records_of("engage")) == 451
     jsonschema.validate(four, catalog["streams"][0]["stream"]["json_schema"])
     capped_small.extra_profiles = [{"$properties": {"$email": "nobody@example.com"}}]
     run = read(tmp_path, capped_small, service_account_config(capped_small), ["engage"])
     assert run.returncode != 0 and run.stream_statuses("engage")[-1] == "INCOMPLETE"
     (error, *_) = run.errors
     assert error["message"].startswith("Mixpanel answered an engage profile without an id ($distinct_id): ")
-    assert all(isinstance(r["distinct_id"], (str, int)) for r in run.records_of("engage"))  # never a null key
+    assert all(isinstance(r["distinct_id"], str) for r in run.records_of("engage"))  # never a null key
 
 
 def test_a_saved_state_in_the_future_is_clamped_to_today_with_one_warning(tmp_path, sim):
