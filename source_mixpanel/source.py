@@ -152,6 +152,7 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
         return super().discover(logger, config)
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
+        warn_of_project_secret_sunset(self._config)
         self.budget.for_check()
         status = super().check(logger, config)
         if status.message:  # the CDK hands back `repr("Stream connection_check is not available: <why>")`
@@ -168,6 +169,7 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
         catalog: ConfiguredAirbyteCatalog,
         state: Optional[List[AirbyteStateMessage]] = None,
     ) -> Iterator[AirbyteMessage]:
+        warn_of_project_secret_sunset(self._config)
         selected = {configured.stream.name for configured in catalog.streams}
         # Streams of their own: planning reads the funnel and cohort lists, which the read's streams then take
         # from the CDK's request cache (parents are cached), so the plan costs no request.
@@ -194,6 +196,20 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
                 yield stream_status_as_airbyte_message(configured.stream, AirbyteStreamStatus.INCOMPLETE)
             raise
         yield from _with_stream_summaries(super().read(logger, config, catalog, state))
+
+
+PROJECT_SECRET_SUNSET = (
+    "This config authenticates with a project secret, and Mixpanel stops accepting project secrets on 2027-03-03. "
+    "To move to a service account: in Mixpanel, open Organization Settings > Service Accounts, create one with access "
+    "to this project, then set credentials to Service Account with its username and secret and the project's "
+    "project_id (Project Settings > Overview)."
+)
+
+
+def warn_of_project_secret_sunset(config: Mapping[str, Any]) -> None:
+    """One WARN, at check and at read, while a config still uses a project secret."""
+    if (config.get("credentials") or {}).get("option_title") == "Project Secret":
+        logger.warning(PROJECT_SECRET_SUNSET)
 
 
 def _with_stream_summaries(messages: Iterator[AirbyteMessage]) -> Iterator[AirbyteMessage]:
