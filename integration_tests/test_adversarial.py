@@ -16,7 +16,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import jsonschema
 import pytest
 
-from integration_tests.conftest import configured_catalog, forget_requests, run_connector, service_account_config, switched
+from integration_tests.conftest import (
+    configured_catalog,
+    forget_requests,
+    project_secret_config,
+    run_connector,
+    service_account_config,
+    switched,
+)
 from integration_tests.simulator import MixpanelSimulator
 
 SECRET_VALUE = "hunter2-proxy-password"
@@ -89,21 +96,23 @@ def test_a_profile_seen_in_2099_does_not_stop_the_next_incremental_sync(tmp_path
     assert second.stream_statuses("engage")[-1] == "COMPLETE" and second.records_of("engage")  # a request was sent
 
 
-def test_a_profile_id_keeps_its_integer_type_and_a_profile_without_one_fails_the_read(tmp_path, capped_small):
+def test_an_integer_profile_id_comes_as_its_text_and_a_profile_without_one_fails_the_read(tmp_path, capped_small):
     capped_small.extra_profiles = [{"$distinct_id": 4, "$properties": {"$email": "four@example.com"}}]
     config = service_account_config(capped_small)
     catalog = catalog_for(tmp_path, config, ["engage"])
+    assert catalog["streams"][0]["stream"]["json_schema"]["properties"]["distinct_id"] == {"type": "string"}
     run = run_connector(tmp_path, "read", config, catalog=catalog)
     assert run.stream_statuses("engage")[-1] == "COMPLETE"
-    (four,) = [r for r in run.records_of("engage") if not isinstance(r["distinct_id"], str)]
-    assert four["distinct_id"] == 4 and four["email"] == "four@example.com" and len(run.records_of("engage")) == 451
+    assert all(type(r["distinct_id"]) is str for r in run.records_of("engage"))  # a key never mixes types
+    (four,) = [r for r in run.records_of("engage") if r.get("email") == "four@example.com"]
+    assert four["distinct_id"] == "4" and len(run.records_of("engage")) == 451
     jsonschema.validate(four, catalog["streams"][0]["stream"]["json_schema"])
     capped_small.extra_profiles = [{"$properties": {"$email": "nobody@example.com"}}]
     run = read(tmp_path, capped_small, service_account_config(capped_small), ["engage"])
     assert run.returncode != 0 and run.stream_statuses("engage")[-1] == "INCOMPLETE"
     (error, *_) = run.errors
     assert error["message"].startswith("Mixpanel answered an engage profile without an id ($distinct_id): ")
-    assert all(isinstance(r["distinct_id"], (str, int)) for r in run.records_of("engage"))  # never a null key
+    assert all(isinstance(r["distinct_id"], str) for r in run.records_of("engage"))  # never a null key
 
 
 def test_a_saved_state_in_the_future_is_clamped_to_today_with_one_warning(tmp_path, sim):
@@ -505,3 +514,40 @@ def capped_small():
     """A few hundred profiles over small pages."""
     with MixpanelSimulator(n_profiles=450, max_page_size=100) as simulator:
         yield simulator
+
+
+# ------------------------------------------------------------------ 18. a 4xx Mixpanel means: not retried
+@pytest.mark.parametrize("path, answer, stream, window", [
+    ("/api/2.0/export", "unsupported Accept-Encoding", "export", " for 2025-04-01..2025-04-01"),
+    ("/api/query/cohorts/list", {"error": "request malformed", "status": "error"}, "cohorts", ""),
+])
+def test_a_422_fails_at_once_in_mixpanels_words_without_a_retry(tmp_path, sim, path, answer, stream, window):
+    sim.answer(path, answer, status=422, content_type="text/plain" if isinstance(answer, str) else "application/json",
+               when={"from_date": "2025-04-01"} if stream == "export" else None)  # not discover's sample week
+    config = service_account_config(sim, start_date="2025-04-01", end_date="2025-04-01")
+    run = read(tmp_path, sim, config, [stream])
+    assert run.stream_statuses(stream)[-1] == "INCOMPLETE" and not run.records_of(stream)
+    words = answer if isinstance(answer, str) else answer["error"]
+    (error,) = [e for e in run.errors if e["message"].startswith(f"Mixpanel refused {path}{window} (422: ")]
+    assert words in error["message"] and error["failure_type"] == "config_error"
+    assert len(sim.requests_to(path)) == 1  # one request: a refusal is not transient
+    assert not any("Retrying" in line or "again in" in line for line in run.logs)
+
+
+def test_undocumented_endpoints_mixpanel_stops_serving_degrade_as_before(tmp_path, sim):
+    # Profile property discovery (engage/properties) leaves the known fields with one WARN; the read goes on.
+    sim.answer("/api/query/engage/properties", {"error": "Not found", "status": "error"}, status=404)
+    config = service_account_config(sim, start_date="2025-04-01", end_date="2025-04-01")
+    run = read(tmp_path, sim, config, ["engage"])
+    assert run.stream_statuses("engage")[-1] == "COMPLETE" and len(run.records_of("engage")) == sim.n_profiles
+    warnings = [line for line in run.logs if "Property discovery for profiles (/api/query/engage/properties)" in line]
+    assert len(warnings) == 1 and "no longer serves" in warnings[0]
+    # The project-secret annotations path fails its stream alone, saying what to do.
+    sim.clear_hostile()
+    sim.answer("/api/2.0/annotations", "Not Found", status=410, content_type="text/plain")
+    run = read(tmp_path, sim, project_secret_config(sim, start_date="2025-04-01", end_date="2025-04-01"),
+               ["annotations", "cohorts"])
+    assert run.stream_statuses("annotations")[-1] == "INCOMPLETE" and run.stream_statuses("cohorts")[-1] == "COMPLETE"
+    (error,) = [e for e in run.errors if "no longer serves annotations" in e["message"]]
+    assert "move the config to a service account" in error["message"] and error["failure_type"] == "config_error"
+    assert len(sim.requests_to("/api/2.0/annotations")) == 1

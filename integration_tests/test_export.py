@@ -87,6 +87,19 @@ def test_twenty_days_arrive_exact_and_typed_in_twenty_requests(tmp_path, sim):
     assert any(log.startswith(f"Stream export complete: {len(records):,} records in ") for log in run.logs)
 
 
+def test_every_export_request_offers_gzip_alone(tmp_path, sim):
+    # Mixpanel's export documents one encoding, gzip; the HTTP library on its own offers `gzip, deflate`.
+    config = service_account_config(sim, start_date="2025-03-01", end_date="2025-03-02")
+    (catalog_message,) = run_connector(tmp_path, "discover", config).of_type("CATALOG")
+    sample = sim.requests_to("/api/2.0/export")
+    assert [r["params"].get("limit") for r in sample] == ["100000"]  # discover's sample of one week
+    run = run_connector(tmp_path, "read", config, catalog=configured_catalog(catalog_message["catalog"], ["export"]))
+    assert run.stream_statuses("export")[-1] == "COMPLETE"
+    exports = sim.requests_to("/api/2.0/export")
+    assert len(exports) == 3 and {r["accept_encoding"] for r in exports} == {"gzip"}
+    assert {r["accept_encoding"] for r in sim.requests if r["path"] != "/api/2.0/export"} == {"gzip, deflate"}
+
+
 def test_names_collide_apart_through_one_rename_map(tmp_path, sim):
     config = service_account_config(sim, start_date="2025-03-01", end_date="2025-03-03")
     run, schema = read_export(tmp_path, config)

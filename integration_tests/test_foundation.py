@@ -57,16 +57,18 @@ def test_check_succeeds_with_a_service_account_in_one_request(tmp_path, sim):
     run = run_connector(tmp_path, "check", service_account_config(sim))
     (status,) = run.of_type("CONNECTION_STATUS")
     assert status["connectionStatus"]["status"] == "SUCCEEDED"
-    assert [(r["path"], r["params"].get("project_id"), r["auth"]) for r in sim.requests] == [
-        ("/api/query/events/properties/top", str(PROJECT_ID), "service_account")
+    # A documented request (events/names needs its type), one query of the hour.
+    assert [(r["method"], r["path"], r["params"], r["auth"]) for r in sim.requests] == [
+        ("GET", "/api/query/events/names", {"project_id": str(PROJECT_ID), "type": "general", "limit": "1"}, "service_account")
     ]
 
 
 def test_check_succeeds_with_a_project_secret_and_sends_no_project_id(tmp_path, sim):
     run = run_connector(tmp_path, "check", project_secret_config(sim))
     assert run.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"] == "SUCCEEDED"
+    assert len(sunset_warnings(run)) == 1
     ((request),) = sim.requests
-    assert request["auth"] == "project_secret" and "project_id" not in request["params"]
+    assert request["auth"] == "project_secret" and request["params"] == {"type": "general", "limit": "1"}
 
 
 @pytest.mark.parametrize("style", ["401", "400-text"])
@@ -168,3 +170,22 @@ def test_discover_works_on_a_plan_that_refuses_property_discovery(tmp_path, sim,
     if optional:
         assert set(schemas["groups"]["properties"]) == {"data_group_id", "group_id", "other_properties"}
         assert len(sim.requests_to("/api/query/engage/properties")) == 3  # profiles once, then once per group key
+
+
+def sunset_warnings(run):
+    return [m["log"]["message"] for m in run.of_type("LOG")
+            if m["log"]["level"] == "WARN" and "stops accepting project secrets on 2027-03-03" in m["log"]["message"]]
+
+
+def test_a_project_secret_gets_one_warning_at_check_and_at_read_with_the_way_to_a_service_account(tmp_path, sim):
+    config = project_secret_config(sim, start_date="2025-04-01", end_date="2025-04-01")
+    catalog = {"streams": [{"stream": {"name": "cohorts", "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+                            "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"}]}
+    read = run_connector(tmp_path, "read", config, catalog=catalog)
+    assert read.returncode == 0 and read.records_of("cohorts")
+    (warning,) = sunset_warnings(read)
+    assert "Organization Settings > Service Accounts" in warning and "project_id" in warning
+    # A service account hears nothing of it.
+    for command in ("check", "read"):
+        run = run_connector(tmp_path, command, service_account_config(sim), catalog=catalog if command == "read" else None)
+        assert run.returncode == 0 and sunset_warnings(run) == []

@@ -106,7 +106,8 @@ def expected_groups(sim, data_group_ids):
     names = {name for key in data_group_ids for name in sim.group_property_types(key)}
     columns = column_map(names, reserved=["group_id", "data_group_id", "other_properties"])
     return {
-        (key, group["$distinct_id"]): {"group_id": group["$distinct_id"], "data_group_id": key,
+        # group_id is a key, so text: an integer id comes as its decimal text
+        (key, str(group["$distinct_id"])): {"group_id": str(group["$distinct_id"]), "data_group_id": key,
                                        **{columns[name]: value for name, value in group["$properties"].items()}}
         for key in data_group_ids for group in sim.group_profiles(key)
     }
@@ -215,7 +216,7 @@ def test_a_group_profile_without_an_id_fails_its_group_key(tmp_path, sim):
     assert {(r["data_group_id"], r["group_id"]) for r in records if r["data_group_id"] == 1} == set(expected_groups(sim, [1]))
 
 
-def test_integer_group_ids_keep_their_type(tmp_path, sim):
+def test_integer_group_ids_come_as_their_decimal_text(tmp_path, sim):
     with switched(sim, odd_group_ids=[4, 17]):
         run, schemas = read(tmp_path, sim, service_account_config(sim, group_keys=[2]), ["groups"])
         expected = expected_groups(sim, [2])
@@ -223,6 +224,8 @@ def test_integer_group_ids_keep_their_type(tmp_path, sim):
     assert run.stream_statuses("groups")[-1] == "COMPLETE"
     records = run.records_of("groups")
     assert {(r["data_group_id"], r["group_id"]): r for r in records} == expected and len(records) == 40
-    assert sorted(r["group_id"] for r in records if not isinstance(r["group_id"], str)) == [4, 17]
+    assert all(type(r["group_id"]) is str and type(r["data_group_id"]) is int for r in records)
+    assert {"4", "17"} <= {r["group_id"] for r in records}
+    assert schemas["groups"]["properties"]["group_id"]["type"] == "string"
     for record in records:
         jsonschema.validate(record, schemas["groups"])

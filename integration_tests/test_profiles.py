@@ -105,6 +105,8 @@ def test_cohorts_and_members_match_the_simulator(tmp_path, sim):
         jsonschema.validate(member, schemas["cohort_members"])
     filters = {c["params"]["filter_by_cohort"] for c in sim.requests_to("/api/query/engage")}
     assert filters == {f'{{"id": {c["id"]}}}' for c in sim.cohorts()}
+    # The cohorts list as Mixpanel documents it (POST), asked once: the plan, cohorts and cohort_members share it.
+    assert [c["method"] for c in sim.requests_to("/api/query/cohorts/list")] == ["POST"]
 
 
 def test_a_plan_without_cohorts_fails_those_streams_loudly_and_lands_the_rest(tmp_path, sim):

@@ -307,7 +307,7 @@ def test_request_log_counts_attempts(sim):
     assert [e["attempt"] for e in log] == [1, 2, 1, 1]
     assert {k: v for k, v in log[0].items() if k != "time"} == {
         "method": "GET", "path": "/api/query/events/names", "params": {**PID, "limit": "5"},
-        "auth": "service_account", "status": 200, "attempt": 1}
+        "auth": "service_account", "status": 200, "attempt": 1, "accept_encoding": "gzip, deflate"}
     assert log[0]["time"] <= log[1]["time"] <= log[2]["time"]  # arrival, on the monotonic clock
     assert log[3]["params"] == {**PID, "page_size": 3, "filter_by_cohort": {"id": 4410}}
     assert sim.requests_to("/engage") == [log[3]]

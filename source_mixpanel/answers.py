@@ -1,4 +1,4 @@
-"""Mixpanel's answers that are not data: its refusals (400) in its own words, and 200s that hold an error or no JSON."""
+"""Mixpanel's answers that are not data: its refusals (a 4xx) in its own words, and 200s that hold an error or no JSON."""
 
 import json
 import logging
@@ -20,6 +20,10 @@ from source_mixpanel.export_lines import has_long_digits
 logger = logging.getLogger("airbyte")
 
 
+# Bad credentials (401, 403) and a plan's refusal (402) have their sentences in the manifest's filters; a rate limit
+# (429) and a timeout (408) are waited out and sent again.
+ANSWERED_BY_FILTERS = frozenset({401, 402, 403, 408, 429})
+
 _restarted_queries: set = set()
 _restarted_lock = threading.Lock()
 
@@ -28,13 +32,15 @@ _restarted_lock = threading.Lock()
 class AnswerCheck(ErrorHandler):
     """Reads every answer before the declared filters: Mixpanel's 400s, and 200s that hold no data.
 
-    - A 400 ends the request at once with Mixpanel's own words and the window asked for: older Mixpanel's bad
-      credentials, a to_date after today in the project's timezone, or a window or filter it refuses. On an
-      engage continuation page it means the session expired: the query restarts from page 0, once.
+    - A 4xx ends the request at once, never retried, with Mixpanel's own words and the window asked for: older
+      Mixpanel's bad credentials (400), a to_date after today in the project's timezone, a window or filter it
+      refuses, a request it reads as malformed (422). On an engage continuation page a 400 means the session expired:
+      the query restarts from page 0, once. The 4xx the declared filters answer pass on (ANSWERED_BY_FILTERS, and
+      `left_to_filters`, where a stream says what an undocumented endpoint's 404 or 410 means).
     - A 200 whose JSON is an error object (`{"error": ...}`, `"status": "error"`) or that is not JSON is a
       failed request, retried like a 5xx. Streamed export bodies are left to ExportBodyCheck.
-    - A refusal of a saved Insights report (400, and the 404 of a deleted one where `refused_codes` lists it) or of
-      a group key names that report or group key.
+    - A refusal of a saved Insights report (a 400, or the 404 of a deleted one) or of a group key names that report
+      or group key.
 
     Python because a declared filter's message cannot show a text body or the request's window, cannot tell a
     continuation page or a 200 from other answers, and the chain keeps the last FAIL, not the first.
@@ -43,8 +49,8 @@ class AnswerCheck(ErrorHandler):
     config: Mapping[str, Any]
     parameters: InitVar[Mapping[str, Any]]
     auth_failure_message: str = ""
-    # The statuses read as Mixpanel refusing the request itself (the insights stream adds a deleted report's 404).
-    refused_codes: List[int] = field(default_factory=lambda: [400])
+    # 4xx a stream's declared filters answer besides ANSWERED_BY_FILTERS (revenue's 404 and 410: retired).
+    left_to_filters: List[int] = field(default_factory=list)
     # The chain's first handler (budget_retries in manifest.yaml) sets both for the whole chain.
     max_retries: Optional[int] = None
     max_time: Optional[int] = None
@@ -53,7 +59,8 @@ class AnswerCheck(ErrorHandler):
         response = response_or_exception
         if not isinstance(response, requests.Response):
             return None
-        if response.status_code in self.refused_codes:
+        status = response.status_code
+        if 400 <= status < 500 and status not in ANSWERED_BY_FILTERS and status not in self.left_to_filters:
             return self._refused(response)
         if response.status_code == 200 and response._content_consumed and not _is_data(response):
             message = f"Mixpanel answered {urlsplit(response.url or '').path} with {answer_text(response)} in place of data."
@@ -71,7 +78,7 @@ class AnswerCheck(ErrorHandler):
         if "to_date cannot be later than today" in text:
             raise config_error("Mixpanel says the export asked for a day after today in the project's timezone: set "
                                 "project_timezone to the timezone in Mixpanel's Project Settings > Overview.", answered)
-        if continuation_page(asked):
+        if status == 400 and continuation_page(asked):
             query = json.dumps({k: v for k, v in asked.items() if k not in ("session_id", "page")}, sort_keys=True)
             with _restarted_lock:
                 first_time = query not in _restarted_queries

@@ -43,11 +43,14 @@ class ProfileShape(RecordTransformation):
         self._columns.shape(properties, record, wide=True)  # an answer's integers are exact, of any size
 
 
-def _checked_id(identifier: Any, kind: str, stream_slice: Optional[Mapping[str, Any]]) -> Any:
-    """The profile's id as Mixpanel typed it, text or an integer. The id is the primary key: a null one would merge
-    records downstream and an odd one would need coercing, so either fails the partition (README, groups)."""
-    if isinstance(identifier, str) or (isinstance(identifier, int) and not isinstance(identifier, bool)):
+def _checked_id(identifier: Any, kind: str, stream_slice: Optional[Mapping[str, Any]]) -> str:
+    """The profile's id as text: Mixpanel's text, or an integer id in decimal (its reference types `$distinct_id` an
+    integer). The id is a key declared text, so that a warehouse key never mixes types (README, "Key columns"). A null
+    id would merge records downstream and any other value would need coercing, so either fails the partition."""
+    if isinstance(identifier, str):
         return identifier
+    if isinstance(identifier, int) and not isinstance(identifier, bool):
+        return str(identifier)
     partition = stream_slice or {}
     if kind == "group":
         whose, remedy = f"a group profile of group key {partition.get('data_group_id')}", "; leave the key out of group_keys to sync the others"
@@ -56,5 +59,5 @@ def _checked_id(identifier: Any, kind: str, stream_slice: Optional[Mapping[str, 
     else:
         whose, remedy = "an engage profile", ""
     odd = "without an id ($distinct_id)" if identifier is None else f"whose id is {json.dumps(identifier)[:60]}, neither text nor an integer"
-    message = f"Mixpanel answered {whose} {odd}: a record needs its id as Mixpanel types it to be told apart, so this read stops here{remedy}."
+    message = f"Mixpanel answered {whose} {odd}: a record needs its id, text or an integer, to be told apart, so this read stops here{remedy}."
     raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)

@@ -144,9 +144,11 @@ def test_a_profile_without_an_id_as_text_or_integer_fails_its_read(monkeypatch, 
     assert raised.value.message.count(". ") == 0 and ("group_keys" in raised.value.message) == (kind == "group")
 
 
-@pytest.mark.parametrize("identifier", [4, 0, "", "4"])
-def test_a_profile_id_keeps_its_json_type(monkeypatch, identifier):
+@pytest.mark.parametrize("kind, id_column", [("group", "group_id"), ("profile", "distinct_id")])
+@pytest.mark.parametrize("identifier, text", [(4, "4"), (0, "0"), (-7, "-7"), (2**64 + 7, "18446744073709551623"),
+                                              ("", ""), ("4", "4"), ("04", "04")])
+def test_a_profile_id_is_text_and_an_integer_id_its_decimal_text(monkeypatch, kind, id_column, identifier, text):
     monkeypatch.setattr(profiles, "property_names", lambda kind, requester, config: PropertyNames([], reserved=[]))
     record = {"$distinct_id": identifier, "$properties": {}}
-    ProfileShape(config={}, properties_requester=None, parameters={}, kind="group", id_column="group_id").transform(record)
-    assert record == {"group_id": identifier} and type(record["group_id"]) is type(identifier)
+    ProfileShape(config={}, properties_requester=None, parameters={}, kind=kind, id_column=id_column).transform(record)
+    assert record == {id_column: text} and type(record[id_column]) is str

@@ -256,14 +256,14 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         with self._lock:
             return [r for r in self.requests if r["path"].endswith(path_suffix)]
 
-    def _log_arrival(self, method: str, path: str, params: dict, auth) -> dict:
+    def _log_arrival(self, method: str, path: str, params: dict, auth, accept_encoding: str | None = None) -> dict:
         params = {k: ("<redacted>" if v in (SA_SECRET, API_SECRET) else v) for k, v in params.items()}
         key = json.dumps([method, path, params], sort_keys=True, default=str)
         with self._lock:
             attempt = self._attempts.get(key, 0) + 1
             self._attempts[key] = attempt
             entry = {"method": method, "path": path, "params": params, "auth": auth, "status": None,
-                     "attempt": attempt, "time": time.monotonic()}
+                     "attempt": attempt, "time": time.monotonic(), "accept_encoding": accept_encoding}
             self.requests.append(entry)
         return entry
 

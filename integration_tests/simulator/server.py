@@ -209,7 +209,7 @@ class Handler(ExportEndpoint, QueryEndpoints, BaseHTTPRequestHandler):
                 self._control(method, path, split.query, body)
                 return
             params = self._params(split.query, body)
-            entry = self.server.sim._log_arrival(method, path, params, self._auth())
+            entry = self.server.sim._log_arrival(method, path, params, self._auth(), self.headers.get("Accept-Encoding"))
             self._entry = entry
             self._api(method, path, params, entry)
         except ApiError as err:
