@@ -96,8 +96,8 @@ def test_every_export_request_offers_gzip_alone(tmp_path, sim):
     run = run_connector(tmp_path, "read", config, catalog=configured_catalog(catalog_message["catalog"], ["export"]))
     assert run.stream_statuses("export")[-1] == "COMPLETE"
     exports = sim.requests_to("/api/2.0/export")
-    assert len(exports) == 3 and {r["accept_encoding"] for r in exports} == {"gzip"}
-    assert {r["accept_encoding"] for r in sim.requests if r["path"] != "/api/2.0/export"} == {"gzip, deflate"}
+    assert len(exports) == 3 and {r["headers"].get("Accept-Encoding") for r in exports} == {"gzip"}
+    assert {r["headers"].get("Accept-Encoding") for r in sim.requests if r["path"] != "/api/2.0/export"} == {"gzip, deflate"}
 
 
 def test_names_collide_apart_through_one_rename_map(tmp_path, sim):

@@ -25,6 +25,7 @@ from integration_tests.simulator import (
 TODAY = "2024-03-01"
 SA = (SA_USERNAME, SA_SECRET)
 PID = {"project_id": str(PROJECT_ID)}
+NAMES = {**PID, "type": "general"}  # events/names requires its type
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def parse_jsonl(text: str) -> list:
 # ------------------------------------------------------------------ auth
 def test_project_secret_accepted_with_and_without_colon(sim):
     for raw in (API_SECRET, API_SECRET + ":"):
-        r = requests.get(f"{sim.url}/api/query/events/names", headers=basic(raw), timeout=5)
+        r = requests.get(f"{sim.url}/api/query/events/names", params={"type": "general"}, headers=basic(raw), timeout=5)
         assert r.status_code == 200, r.text
         assert "Ünïcode ✓ event" in r.json()
     assert [e["auth"] for e in sim.requests] == ["project_secret", "project_secret"]
@@ -219,23 +220,23 @@ def test_engage_paging_sessions_and_page_size(sim):
     assert [p for pg in pages for p in pg["results"]] == sim.profiles()
     ids = [p["$distinct_id"] for p in sim.profiles()]
     assert ids == sorted(ids)
-    past = requests.get(url, params={**PID, "page": 5, "session_id": first["session_id"]}, auth=SA, timeout=5).json()
+    past = requests.post(url, params={**PID, "page": 5, "session_id": first["session_id"]}, auth=SA, timeout=5).json()
     assert past["results"] == []
-    assert requests.get(url, params={**PID, "page": 1}, auth=SA, timeout=5).status_code == 400
-    assert requests.get(url, params={**PID, "page": 1, "session_id": "nope"}, auth=SA, timeout=5).status_code == 400
+    assert requests.post(url, params={**PID, "page": 1}, auth=SA, timeout=5).status_code == 400
+    assert requests.post(url, params={**PID, "page": 1, "session_id": "nope"}, auth=SA, timeout=5).status_code == 400
 
 
 def test_engage_where_and_types(sim):
     url = f"{sim.url}/api/query/engage"
     bound = "2024-06-01T00:00:00"
-    r = requests.get(url, params={**PID, "where": f'properties["$last_seen"] >= "{bound}"'}, auth=SA, timeout=5)
+    r = requests.post(url, params={**PID, "where": f'properties["$last_seen"] >= "{bound}"'}, auth=SA, timeout=5)
     expected = [p for p in sim.profiles() if p["$properties"].get("$last_seen", "") >= bound]
     assert r.json()["total"] == len(expected) and r.json()["results"] == expected[:100]
     assert 0 < len(expected) < 250
     assert 0 < sum("$last_seen" not in p["$properties"] for p in sim.profiles()) < 30
-    r = requests.get(url, params={**PID, "where": 'properties["$email"] == "x"'}, auth=SA, timeout=5)
+    r = requests.post(url, params={**PID, "where": 'properties["$email"] == "x"'}, auth=SA, timeout=5)
     assert r.status_code == 400 and r.json() == {"error": "simulator: unsupported where", "status": "error"}
-    types = requests.get(f"{sim.url}/api/2.0/engage/properties", params=PID, auth=SA, timeout=5).json()
+    types = requests.get(f"{sim.url}/api/query/engage/properties", params=PID, auth=SA, timeout=5).json()
     assert types["status"] == "ok"
     assert {v["type"] for v in types["results"].values()} == {
         "string", "number", "boolean", "datetime", "object", "list", "unknown"}
@@ -265,9 +266,9 @@ def test_plan_refusal_and_retired(sim):
     assert r.status_code == 402
     assert r.json() == {"error": "Your plan does not allow API calls. Upgrade at mixpanel.com/pricing",
                         "status": "error"}
-    assert q("/api/query/engage").status_code == 200
+    assert requests.post(f"{sim.url}/api/query/engage", params=PID, auth=SA, timeout=5).status_code == 200
     sim.plan_refuses = {"all_query"}
-    assert q("/api/2.0/events/names").status_code == 402
+    assert q("/api/query/events/names").status_code == 402
     assert q("/api/query/engage/revenue").status_code == 402
     assert q("/api/2.0/export").status_code == 200
     sim.plan_refuses = set()
@@ -300,25 +301,25 @@ def test_funnels_annotations_me(sim):
 # ------------------------------------------------------------------ request log and control API
 def test_request_log_counts_attempts(sim):
     for params in ({"limit": "5"}, {"limit": "5"}, {"limit": "6"}):
-        requests.get(f"{sim.url}/api/query/events/names", params={**PID, **params}, auth=SA, timeout=5)
+        requests.get(f"{sim.url}/api/query/events/names", params={**NAMES, **params}, auth=SA, timeout=5)
     requests.post(f"{sim.url}/api/query/engage", params=PID, json={"page_size": 3, "filter_by_cohort": {"id": 4410}},
                   auth=SA, timeout=5)
     log = sim.requests
     assert [e["attempt"] for e in log] == [1, 2, 1, 1]
     assert {k: v for k, v in log[0].items() if k != "time"} == {
-        "method": "GET", "path": "/api/query/events/names", "params": {**PID, "limit": "5"},
-        "auth": "service_account", "status": 200, "attempt": 1, "accept_encoding": "gzip, deflate"}
+        "method": "GET", "path": "/api/query/events/names", "params": {**NAMES, "limit": "5"},
+        "auth": "service_account", "headers": {"Accept-Encoding": "gzip, deflate"}, "status": 200, "attempt": 1}
     assert log[0]["time"] <= log[1]["time"] <= log[2]["time"]  # arrival, on the monotonic clock
     assert log[3]["params"] == {**PID, "page_size": 3, "filter_by_cohort": {"id": 4410}}
     assert sim.requests_to("/engage") == [log[3]]
     sim.reset_log()
     assert sim.requests == []
-    requests.get(f"{sim.url}/api/query/events/names", params={**PID, "limit": "5"}, auth=SA, timeout=5)
+    requests.get(f"{sim.url}/api/query/events/names", params={**NAMES, "limit": "5"}, auth=SA, timeout=5)
     assert sim.requests[0]["attempt"] == 1
 
 
 def test_control_api(sim):
-    requests.get(f"{sim.url}/api/query/events/names", params=PID, auth=SA, timeout=5)
+    requests.get(f"{sim.url}/api/query/events/names", params=NAMES, auth=SA, timeout=5)
     log = requests.get(f"{sim.url}/_sim/requests", timeout=5).json()
     assert [e["path"] for e in log] == ["/api/query/events/names"]
     r = requests.post(f"{sim.url}/_sim/config", json={"faults": ["cut"], "fault_attempts": 2,
@@ -357,17 +358,17 @@ def test_command_line():
 def test_budgets_answer_429_with_mixpanel_bodies_and_count_only_what_they_admit(sim):
     sim.configure(rate_limits=True, rate_window_seconds=1.5, query_per_window=3, rate_retry_after=True)
     names = f"{sim.url}/api/query/events/names"
-    answers = [requests.get(names, params=PID, auth=SA, timeout=5) for _ in range(4)]
+    answers = [requests.get(names, params=NAMES, auth=SA, timeout=5) for _ in range(4)]
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert answers[3].json() == {"request": "/api/query/events/names", "error": (
         f"Query rate limit exceeded for project_id: {PROJECT_ID}. 1/5 queries running concurrently and "
         "4/3 queries running in the last hour.")}
     assert answers[3].headers["Retry-After"] in ("1", "2")
     time.sleep(1.6)  # the window moves on: room again
-    assert requests.get(names, params=PID, auth=SA, timeout=5).status_code == 200
+    assert requests.get(names, params=NAMES, auth=SA, timeout=5).status_code == 200
 
     sim.configure(others_in_flight=5)  # other clients run five queries right now
-    busy = requests.get(names, params=PID, auth=SA, timeout=5)
+    busy = requests.get(names, params=NAMES, auth=SA, timeout=5)
     assert busy.status_code == 429 and "6/5 queries running concurrently" in busy.json()["error"]
     sim.configure(others_in_flight=0)
 
@@ -376,7 +377,7 @@ def test_budgets_answer_429_with_mixpanel_bodies_and_count_only_what_they_admit(
     assert "4/3 requests in the last second" in exports[3].json()["error"]
 
     sim.spend_budget(30, families=["query"])  # another client spent the hour
-    spent = requests.get(names, params=PID, auth=SA, timeout=5)
+    spent = requests.get(names, params=NAMES, auth=SA, timeout=5)
     assert spent.status_code == 429 and "4/3 queries running in the last hour" in spent.json()["error"]
     assert int(spent.headers["Retry-After"]) == 30
     report = sim.rate_report()
@@ -458,9 +459,9 @@ def test_a_budget_spent_from_the_first_request_starts_its_spell_at_that_request(
     sim.spend_budget(1, from_first_request=True)
     time.sleep(1.2)  # longer than the spell: it has not begun, since no request came
     names = f"{sim.url}/api/query/events/properties/top"
-    first = requests.get(names, params=PID, auth=SA, timeout=5)
+    first = requests.get(names, params=NAMES, auth=SA, timeout=5)
     assert first.status_code == 429 and int(first.headers.get("Retry-After", 1)) <= 1
     assert export(sim, from_date=TODAY, to_date=TODAY).status_code == 429  # the other family's spell began with it
     time.sleep(1.1)
-    assert requests.get(names, params=PID, auth=SA, timeout=5).status_code == 200
+    assert requests.get(names, params=NAMES, auth=SA, timeout=5).status_code == 200
     sim.configure(rate_limits=False)

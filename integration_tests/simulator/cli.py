@@ -63,6 +63,8 @@ SWITCHES = {
                       "another kind",
     "extra_event_properties": "this many more properties (extra_0000, ...) in the project, of four kinds in turn; an event carries one in 35 of them",
     "lexicon_refuses": "answer the Lexicon schemas with this status (403, 402, 500; null: answer them)",
+    "strict_contract": "refuse the connector's transitional departures too: GET cohorts/list (405), an export "
+                       "Accept-Encoding other than gzip (406); off: accept them (docs/simulator.md)",
 }
 CONTROL_PATHS = {
     "GET /_sim/config": "every switch and its value",

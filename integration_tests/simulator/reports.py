@@ -25,7 +25,8 @@ INSIGHTS_REPORTS = {
 INSIGHTS_DAYS = 7  # the days a saved report shows, from first_event_day
 FUNNELS_BOOKMARK = 61098  # a saved funnels report: the Insights query refuses it (every other unknown id is "deleted")
 ODD_LEAVES_REPORT = 61001  # the report insights_odd_leaves changes
-ODD_KEYS_FUNNEL = 7509  # the funnel odd_date_keys changes (and revenue)
+ODD_KEYS_FUNNEL = 7509
+ANNOTATION_TAGS = {"release": 3101, "marketing": 3102, "q1": 3103, "pricing": 3104, "empty description": 3105}  # name -> id  # the funnel odd_date_keys changes (and revenue)
 
 
 def _leaf_sum(tree: dict, key: str):
@@ -107,7 +108,8 @@ class ReportData:
         for n, (offset, clock, description, tags, user) in enumerate(rows):
             day = first + dt.timedelta(days=offset)
             out.append({"id": 501 + n, "date": f"{day.isoformat()} {clock}", "description": description,
-                        "user": {"id": user[0], "first_name": user[1], "last_name": user[2]}, "tags": tags})
+                        "user": {"id": user[0], "first_name": user[1], "last_name": user[2]},
+                        "tags": [{"id": ANNOTATION_TAGS[name], "name": name} for name in tags]})
         return out
 
     # ---------------------------------------------------------------- saved Insights reports

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
+from ..contract import DEPARTURES, TRANSITIONAL, breaches, departure_of, operation_for
 from .common import API_SECRET, GZIP_MIN_BYTES, PROJECT_ID, SA_SECRET, SA_USERNAME, ApiError, json_bytes, parse_day
 from .endpoints import QueryEndpoints
 from .export import ExportEndpoint
@@ -21,43 +22,24 @@ from .lexicon import LEXICON_SCHEMAS
 if TYPE_CHECKING:  # the simulator starts this server
     from .core import MixpanelSimulator
 
+LOGGED_HEADERS = ("Accept-Encoding", "Content-Type")  # what the contract judges, in the request log
 AUTH_ERROR = "Unable to authenticate request"
 PLAN_ERROR = "Your plan does not allow API calls. Upgrade at mixpanel.com/pricing"
 
-# name -> (endpoint method, families, http methods)
-_QUERY_ROUTES = {
-    "engage": ("engage", "engage", ("GET", "POST")),
-    "engage/properties": ("engage_properties", "engage", ("GET", "POST")),
-    "engage/revenue": ("revenue", "revenue", ("GET", "POST")),
-    "events/properties/top": ("event_properties", "events", ("GET", "POST")),
-    "events/names": ("event_names", "events", ("GET", "POST")),
-    "cohorts/list": ("cohorts", "cohorts", ("GET", "POST")),
-    "funnels/list": ("funnels_list", "funnels", ("GET", "POST")),
-    "funnels": ("funnels", "funnels", ("GET", "POST")),
-    "insights": ("insights", "insights", ("GET",)),
-    "annotations": ("legacy_annotations", "annotations", ("GET",)),
+# Each family (of plan_refuses, retired and the budgets) with its operations (integration_tests/contract.py) and the
+# endpoint method answering each; the Lexicon is, like every app path, for service accounts only.
+_FAMILIES = {
+    "export": {"export": "export"}, "revenue": {"engage/revenue": "revenue"}, "cohorts": {"cohorts/list": "cohorts"},
+    "engage": {"engage": "engage", "engage/properties": "engage_properties"},
+    "events": {"events/properties/top": "event_properties", "events/names": "event_names"},
+    "funnels": {"funnels/list": "funnels_list", "funnels": "funnels"}, "insights": {"insights": "insights"},
+    "annotations": {"annotations (project secret)": "legacy_annotations", "annotations": "app_annotations"},
+    "lexicon": {"lexicon schemas": "app_schemas"}, "app": {"me": "me"},
 }
-_APP_ANNOTATIONS_RE = re.compile(r"^/api/app/projects/([^/]+)/annotations$")
-_APP_SCHEMAS_RE = re.compile(r"^/api/app/projects/([^/]+)/schemas$")
-
-
-def _route(path: str):
-    """-> (kind, endpoint, family, methods, path project id) or None."""
-    if path == "/api/2.0/export":
-        return ("export", "export", "export", ("GET",), None)
-    for prefix in ("/api/query/", "/api/2.0/"):
-        if path.startswith(prefix) and path[len(prefix):] in _QUERY_ROUTES:
-            endpoint, family, methods = _QUERY_ROUTES[path[len(prefix):]]
-            return ("query", endpoint, family, methods, None)
-    if path == "/api/app/me":
-        return ("app", "me", "app", ("GET",), None)
-    match = _APP_ANNOTATIONS_RE.match(path)
-    if match:
-        return ("app", "app_annotations", "annotations", ("GET",), match.group(1))
-    match = _APP_SCHEMAS_RE.match(path)
-    if match:  # the Lexicon: like every app path, service accounts only (a project secret gets 401)
-        return ("app", "app_schemas", "lexicon", ("GET",), match.group(1))
-    return None
+_HANDLERS = {name: (endpoint, family) for family, handlers in _FAMILIES.items() for name, endpoint in handlers.items()}
+_PATH_PROJECT_RE = re.compile(r"^/api/app/projects/([^/]+)/")
+# The answer to each kind of breach the reference refuses (unknown parameters and undocumented paths are served).
+_REFUSALS = {"path": 404, "method": 405, "missing": 400, "enum": 400, "header": 406}
 
 
 class Server(ThreadingHTTPServer):
@@ -209,7 +191,8 @@ class Handler(ExportEndpoint, QueryEndpoints, BaseHTTPRequestHandler):
                 self._control(method, path, split.query, body)
                 return
             params = self._params(split.query, body)
-            entry = self.server.sim._log_arrival(method, path, params, self._auth(), self.headers.get("Accept-Encoding"))
+            headers = {name: self.headers[name] for name in LOGGED_HEADERS if name in self.headers}
+            entry = self.server.sim._log_arrival(method, path, params, self._auth(), headers)
             self._entry = entry
             self._api(method, path, params, entry)
         except ApiError as err:
@@ -233,12 +216,13 @@ class Handler(ExportEndpoint, QueryEndpoints, BaseHTTPRequestHandler):
 
     def _api(self, method: str, path: str, params: dict, entry: dict) -> None:
         sim = self.server.sim
-        route = _route(path)
-        if route is None:
-            raise ApiError(404, f"simulator: unknown path {path}")
-        kind, endpoint, family, methods, path_project = route
-        if method not in methods:
-            raise ApiError(405, f"simulator: {method} not allowed on {path}")
+        refusals = self._refusals(entry)
+        for breach in refusals:  # Mixpanel answers an unknown path or method before it looks at the credentials
+            if breach.kind in ("path", "method"):
+                raise self._refusal(breach, entry)
+        op = operation_for(path)
+        kind, (endpoint, family) = op.api, _HANDLERS[op.name]
+        project_in_path = _PATH_PROJECT_RE.match(path)
 
         auth = entry["auth"]
         if auth not in ("service_account", "project_secret") or (kind == "app" and auth != "service_account"):
@@ -246,8 +230,8 @@ class Handler(ExportEndpoint, QueryEndpoints, BaseHTTPRequestHandler):
                 raise ApiError(400, AUTH_ERROR, text=True)
             raise ApiError(401, AUTH_ERROR)
         if kind == "app":
-            if path_project is not None and path_project != str(PROJECT_ID):
-                raise ApiError(403, f"simulator: no access to project {path_project}")
+            if project_in_path and project_in_path.group(1) != str(PROJECT_ID):
+                raise ApiError(403, f"simulator: no access to project {project_in_path.group(1)}")
         elif auth == "service_account" or "project_id" in params:
             if str(params.get("project_id", "")) != str(PROJECT_ID):
                 raise ApiError(403, "simulator: project_id is missing or not a project this account can read")
@@ -257,6 +241,8 @@ class Handler(ExportEndpoint, QueryEndpoints, BaseHTTPRequestHandler):
             raise ApiError(int(retired), f"simulator: the {family} endpoint is retired")
         if kind != "export" and (family in sim.plan_refuses or (kind == "query" and "all_query" in sim.plan_refuses)):
             raise ApiError(402, PLAN_ERROR)
+        if refusals:
+            raise self._refusal(refusals[0], entry)
         canned = sim._canned(path, params)
         if canned is not None:
             self.send_bytes(canned["status"], canned["body"], canned["type"], entry, gzip_ok=False,
@@ -268,6 +254,25 @@ class Handler(ExportEndpoint, QueryEndpoints, BaseHTTPRequestHandler):
         if kind != "export" and sim.query_latency:
             sim._stopping.wait(float(sim.query_latency))
         getattr(self, "_ep_" + endpoint)(params, entry)
+
+    def _refusals(self, entry: dict) -> list:
+        """The breaches of the contract Mixpanel refuses, but for the connector's departures (and, while
+        strict_contract is off, the connector's transitional ones); a missing project_id gets the 403 below."""
+        accepted = DEPARTURES + (() if self.server.sim.strict_contract else TRANSITIONAL)
+        return [breach for breach in breaches(entry) if breach.kind in _REFUSALS and breach.subject != "project_id"
+                and departure_of(breach, accepted) is None]
+
+    @staticmethod
+    def _refusal(breach, entry: dict) -> ApiError:
+        """Mixpanel's answer to a breach: JSON from the query and app APIs, text from the export."""
+        messages = {
+            "path": f"Unknown path {entry['path']}",
+            "method": f"Method {breach.subject} is not allowed on {entry['path']}",
+            "missing": f"Missing required parameter: {breach.subject}",
+            "enum": f"Invalid value for parameter {breach.subject}: {breach.detail}",
+            "header": f"Unsupported {breach.subject}: {breach.detail}; the export is served gzip-encoded or plain",
+        }
+        return ApiError(_REFUSALS[breach.kind], messages[breach.kind], text=breach.operation == "export")
 
     # ---------------------------------------------------------------- control API
     def _control(self, method: str, path: str, query: str, body: bytes) -> None:
