@@ -118,7 +118,7 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         property_kinds: str = "plain",
         extra_event_properties: int = 0,
         lexicon_refuses: int | None = None,
-        strict_contract: bool = True,
+        strict_contract: bool = False,
     ):
         self.host = host
         self.port = port
