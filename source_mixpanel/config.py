@@ -22,6 +22,7 @@ from source_mixpanel.config_spec import NOT_A_BASE_URL, NOT_A_DATE, NOT_A_TIMEZO
 SERVICE_ACCOUNT = "Service Account"
 PROJECT_SECRET = "Project Secret"
 EPOCH = datetime.date(1970, 1, 1)
+DEFAULT_TIMEZONE = "US/Pacific"  # the spec's default for project_timezone
 _DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")  # the numbers of a value that matched the spec's date pattern
 
 
@@ -171,3 +172,8 @@ def validate_config(config: Mapping[str, Any]) -> None:
     start, end = parse_day("start_date", config.get("start_date")), parse_day("end_date", config.get("end_date"))
     if start and end and end < start:
         raise InvalidConfig(f"end_date {end} is before start_date {start}: set an end_date on or after the start_date.")
+    timezone = config.get("project_timezone") or DEFAULT_TIMEZONE
+    today = datetime.datetime.now(zoneinfo.ZoneInfo(timezone)).date()
+    if start and start > today:  # the manifest's last day is today: a later first day leaves no day to read
+        raise InvalidConfig(f"start_date {start} is after today ({today} in the project timezone {timezone}): nothing "
+                            f"can be read from a day that has not begun; set a start_date on or before today.")
