@@ -336,9 +336,9 @@ def test_a_saved_state_that_is_no_time_is_one_clear_config_error(tmp_path, sim, 
 
 
 @pytest.mark.parametrize("name, content, message", [
-    ("state", "{not json", "is not JSON"),
-    ("state", 5, "does not hold a list of Airbyte state messages"),
-    ("catalog", "{oops", "is not JSON"),
+    ("state", "{not json", "line 1 is not JSON (Expecting property name enclosed in double quotes at column 2)"),
+    ("state", 5, "is not a state this connector reads: the file holds int 5, which is no state"),
+    ("catalog", "{oops", "is not JSON (Expecting property name enclosed in double quotes at line 1, column 2)"),
     ("catalog", {"streams": [{"sync_mode": "full_refresh"}]}, "is not a configured catalog"),
 ])
 def test_state_and_catalog_files_that_are_not_what_they_should_be(tmp_path, sim, name, content, message):

@@ -56,3 +56,81 @@ def test_dates_at_the_edges_read_every_stream_with_time_windows(tmp_path, sim, d
     assert read.records_of("export") and read.records_of("funnels") and read.records_of("revenue")
     last_days = {request["params"].get("to_date") for request in sim.requests if "to_date" in request["params"]}
     assert max(last_days) == day(0)  # never a day after today
+
+
+def connection_state(states):
+    """The state as Airbyte's UI shows it on a connection's settings page: per stream, its descriptor and state."""
+    latest = {s["stream"]["stream_descriptor"]["name"]: s["stream"] for s in states}
+    return {"stateType": "stream", "connectionId": "0b3c6f1e-5b1a-4f7e-9a57-3c1d2e4f5a6b",
+            "streamState": [{"streamDescriptor": stream["stream_descriptor"], "streamState": stream["stream_state"]}
+                            for stream in latest.values()]}
+
+
+STATE_SHAPES = {
+    "the read's stdout": lambda run: run.stdout,
+    "an array of its STATE messages": lambda run: run.of_type("STATE"),
+    "an array of its state objects": lambda run: run.states,
+    "each stream's last state object": lambda run: list({s["stream"]["stream_descriptor"]["name"]: s for s in run.states}.values()),
+    "Airbyte's connection state": lambda run: connection_state(run.states),
+}
+
+
+@pytest.fixture(scope="module")
+def first_read(sim, discovered, tmp_path_factory):
+    """An incremental read of three days, whose output the next reads resume from; and what a second read asks."""
+    config = service_account_config(sim, start_date=day(-3), export_lookback_window=0, attribution_window=0)
+    catalog = configured_catalog(discovered, ["export", "funnels"], "incremental")
+    tmp_path = tmp_path_factory.mktemp("first")
+    first = run_connector(tmp_path, "read", config, catalog=catalog)
+    assert first.returncode == 0 and first.records_of("export") and first.records_of("funnels")
+    return config, catalog, first
+
+
+def asked(sim):
+    """The days each request asked for, by path: what tells where a read started."""
+    return sorted((r["path"], r["params"].get("funnel_id", ""), r["params"].get("from_date"), r["params"].get("to_date"))
+                  for r in sim.requests if "from_date" in r["params"])
+
+
+@pytest.fixture(scope="module")
+def resumed_as_before(sim, first_read, tmp_path_factory):
+    """The days a read asks when resumed from each stream's last state object, the one shape taken before, and its records."""
+    config, catalog, first = first_read
+    sim.reset_log()
+    from_scratch = run_connector(tmp_path_factory.mktemp("scratch"), "read", config, catalog=catalog)
+    days_from_scratch = asked(sim)
+    sim.reset_log()
+    resumed = run_connector(tmp_path_factory.mktemp("resumed"), "read", config, catalog=catalog,
+                            state=STATE_SHAPES["each stream's last state object"](first))
+    # Resumed: only today is asked again (the lookbacks are 0), where a read without state asks for all four days.
+    assert {start for _, _, start, _ in asked(sim)} == {day(0)} and len(asked(sim)) < len(days_from_scratch)
+    assert len(resumed.records) < len(from_scratch.records)
+    return asked(sim), len(resumed.records)
+
+
+@pytest.mark.parametrize("shape", list(STATE_SHAPES))
+def test_state_is_taken_in_every_shape_a_sync_printed_and_resumes(tmp_path, sim, first_read, resumed_as_before, shape):
+    config, catalog, first = first_read
+    sim.reset_log()
+    resumed = run_connector(tmp_path, "read", config, catalog=catalog, state=STATE_SHAPES[shape](first))
+    assert resumed.returncode == 0 and problems(resumed) == [], resumed.stdout[-2000:]
+    assert (asked(sim), len(resumed.records)) == resumed_as_before
+
+
+@pytest.mark.parametrize("state, where", [
+    ({"export": {"time": "2025-01-01T00:00:00Z"}}, "the file holds an object with neither a state nor an Airbyte message type (keys: export)"),
+    ('{"type": "STATE", "state": {"type": "STREAM"}}\nnot json\n', "line 2 is not JSON (Expecting value at column 1)"),
+    ([1, 2], "the file holds int 1, which is no state"),
+    ({"streamState": {"export": {}}}, "the file holds a streamState that is not a list of {streamDescriptor, streamState}"),
+])
+def test_a_state_in_no_known_shape_is_one_config_error_naming_the_shapes(tmp_path, sim, discovered, state, where):
+    run = run_connector(tmp_path, "read", service_account_config(sim), catalog=configured_catalog(discovered, ["export"]),
+                        state=state)
+    (error,) = run.errors
+    assert error["failure_type"] == "config_error" and problems(run) == [error["message"]]
+    assert error["message"] == (f"The state file {tmp_path / 'state.json'} is not a state this connector reads: {where}. "
+                                f"Pass the STATE lines a read printed (one JSON message per line, other messages may be "
+                                f"mixed in), a JSON array of those messages or of their state objects, or the connection "
+                                f"state Airbyte's UI shows ({{\"streamState\": [...]}}); or leave --state out to start "
+                                f"from start_date.")
+    assert run.returncode == 1 and sim.requests == [] and "Traceback" not in run.stdout + run.stderr

@@ -12,7 +12,6 @@ from airbyte_cdk.logger import PRINT_BUFFER
 from airbyte_cdk.models import (
     AirbyteMessage,
     AirbyteStateMessage,
-    AirbyteStateMessageSerializer,
     ConfiguredAirbyteCatalog,
     ConfiguredAirbyteCatalogSerializer,
     FailureType,
@@ -21,6 +20,7 @@ from airbyte_cdk.models import (
 from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_mixpanel import state_file
 from source_mixpanel.budget_family import sign_of_life
 from source_mixpanel.config import InvalidConfig, validate_config
 from source_mixpanel.source import SourceMixpanel
@@ -110,17 +110,27 @@ class RecordWriter:
         sign_of_life()
 
 
-def _read_json(path: str, what: str, hint: str) -> Any:
-    """A file's JSON, or one sentence that says what is wrong with it."""
+def _read_text(path: str, what: str, hint: str) -> str:
+    """A file's text, or one sentence that says why it cannot be read."""
     try:
         with open(path, "rb") as file:
-            return json.loads(file.read())
+            return file.read().decode("utf-8")
     except FileNotFoundError:
         raise InvalidConfig(f"The {what} file {path} does not exist: {hint}.") from None
     except OSError as error:
         raise InvalidConfig(f"The {what} file {path} cannot be read ({error.strerror}): {hint}.") from None
-    except ValueError:
-        raise InvalidConfig(f"The {what} file {path} is not JSON: {hint}.") from None
+    except UnicodeDecodeError:
+        raise InvalidConfig(f"The {what} file {path} is not UTF-8 text: {hint}.") from None
+
+
+def _read_json(path: str, what: str, hint: str) -> Any:
+    """A file's JSON, or one sentence that says what is wrong with it and where."""
+    text = _read_text(path, what, hint)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidConfig(f"The {what} file {path} is not JSON ({error.msg} at line {error.lineno}, column "
+                            f"{error.colno}): {hint}.") from None
 
 
 CONFIG_HINT = "pass a JSON object with --config"
@@ -144,16 +154,11 @@ def _read_catalog(path: str) -> ConfiguredAirbyteCatalog:
 
 
 def _read_state(path: str) -> List[AirbyteStateMessage]:
-    state = _read_json(path, "state", STATE_HINT)
-    if state is None or state == []:
-        return []
     try:
-        messages = [AirbyteStateMessageSerializer.load(message) for message in state]
-        if not all(message.stream or message.global_ or message.data for message in messages):
-            raise ValueError("a state message without a stream, global or data part")
-        return messages
-    except Exception:  # noqa: BLE001 - the serializer's errors name fields, not what to do
-        raise InvalidConfig(f"The state file {path} does not hold a list of Airbyte state messages: {STATE_HINT}.") from None
+        return state_file.parse(_read_text(path, "state", STATE_HINT))
+    except state_file.NotAState as problem:
+        raise InvalidConfig(f"The state file {path} is not a state this connector reads: {problem}. Pass "
+                            f"{state_file.SHAPES}; or leave --state out to start from start_date.") from None
 
 
 def _config_error_messages(command: str, message: str) -> Iterable[str]:
