@@ -3,6 +3,7 @@ holds, the log around a refused config, and what a 4.x config, state or catalog 
 
 import datetime
 import json
+import socket
 
 import pytest
 
@@ -134,3 +135,61 @@ def test_a_state_in_no_known_shape_is_one_config_error_naming_the_shapes(tmp_pat
                                 f"state Airbyte's UI shows ({{\"streamState\": [...]}}); or leave --state out to start "
                                 f"from start_date.")
     assert run.returncode == 1 and sim.requests == [] and "Traceback" not in run.stdout + run.stderr
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: bound, then released."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+REFUSED = ("Mixpanel refused the credentials: check the service account username, secret and project ID (or the project "
+           "secret), and that the region matches the project's data residency.")
+
+
+def wrong_secret(config):
+    config["credentials"]["secret"] = "wrong-secret-value"
+    return config
+
+
+@pytest.mark.parametrize("case", ["wrong secret at check", "wrong secret in property discovery",
+                                  "wrong secret in a stream", "catalog typo", "unreachable host", "config not JSON"])
+def test_a_bad_input_is_its_sentence_and_nothing_else_at_error(tmp_path, sim, discovered, case):
+    config = service_account_config(sim, start_date=day(-1))
+    catalog = configured_catalog(discovered, ["export"])
+    if case == "wrong secret at check":
+        run, sentence = run_connector(tmp_path, "check", wrong_secret(config)), REFUSED
+    elif case == "wrong secret in property discovery":  # the export's schema is read before any stream starts
+        run, sentence = run_connector(tmp_path, "read", wrong_secret(config), catalog=catalog), REFUSED
+    elif case == "wrong secret in a stream":
+        run = run_connector(tmp_path, "read", wrong_secret(config), catalog=configured_catalog(discovered, ["cohorts"]))
+        sentence = REFUSED
+    elif case == "catalog typo":
+        catalog["streams"][0]["stream"]["name"] = "exprot"
+        run = run_connector(tmp_path, "read", config, catalog=catalog)
+        sentence = ("The catalog names streams this connector does not have (exprot): run discover and select from "
+                    "export, engage, cohorts, cohort_members, funnels, revenue, annotations.")
+    elif case == "unreachable host":
+        port = closed_port()
+        config.update(base_url=f"http://127.0.0.1:{port}", export_base_url=f"http://127.0.0.1:{port}")
+        run = run_connector(tmp_path, "check", config)
+        sentence = (f"Could not reach 127.0.0.1:{port} (it refused the connection, after every retry): check base_url, "
+                    f"export_base_url and region in the config, and that this machine can reach the host.")
+    else:
+        text = json.dumps(config, indent=2)[:-2] + ",\n}"  # a comma before the closing brace, on the last line
+        line = len(text.splitlines())
+        run = run_connector(tmp_path, "check", text)
+        sentence = (f"The config file {tmp_path / 'config.json'} is not JSON (Expecting property name enclosed in double "
+                    f"quotes at line {line}, column 1): pass a JSON object with --config.")
+    statuses = [m["connectionStatus"] for m in run.of_type("CONNECTION_STATUS")]
+    if statuses:
+        assert statuses == [{"status": "FAILED", "message": sentence}] and problems(run) == []
+    else:
+        assert problems(run) == [sentence] and run.returncode == 1
+        assert [(e["failure_type"], e.get("stack_trace"), e.get("internal_message")) for e in run.errors] \
+            == [("config_error", None, sentence)]
+    warnings = [m["log"]["message"] for m in run.of_type("LOG") if m["log"]["level"] == "WARN"]
+    assert not any("is not available" in warning for warning in warnings)
+    for noise in ("Traceback", "Response (headers)", "401", SA_SECRET):
+        assert noise not in run.stdout + run.stderr, noise

@@ -8,6 +8,7 @@ from typing import Any, BinaryIO, Iterable, List, Mapping, Optional, Union
 
 import orjson
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
+from airbyte_cdk.exception_handler import generate_failed_streams_error_message
 from airbyte_cdk.logger import PRINT_BUFFER
 from airbyte_cdk.models import (
     AirbyteMessage,
@@ -23,7 +24,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_mixpanel import state_file
 from source_mixpanel.budget_family import sign_of_life
 from source_mixpanel.config import InvalidConfig, validate_config
-from source_mixpanel.source import SourceMixpanel
+from source_mixpanel.source import SourceMixpanel, quiet_cdk_echoes
 
 
 def basic_auth_tokens(config: Mapping[str, Any]) -> List[str]:
@@ -59,6 +60,9 @@ def message_to_string(message: AirbyteMessage) -> Union[str, bytes]:
     Installed over AirbyteEntrypoint.airbyte_message_to_string, which the CDK calls by that class name,
     so a subclass cannot override it. Every other message, and a record with metadata, goes the CDK's way (str).
     """
+    if message.type == Type.TRACE and message.trace.error and message.trace.error.failure_type == FailureType.config_error:
+        # A config error's sentence is all the user can act on: no traceback, no raw request in place of it.
+        message.trace.error.stack_trace, message.trace.error.internal_message = None, message.trace.error.message
     record = message.record
     if message.type != Type.RECORD or record.meta is not None or record.file_reference is not None:
         return _cdk_message_to_string(message)
@@ -169,6 +173,9 @@ def _config_error_messages(command: str, message: str) -> Iterable[str]:
         yield AirbyteEntrypoint.airbyte_message_to_string(error.as_airbyte_message())
 
 
+FAILED_STREAMS_SUMMARY = generate_failed_streams_error_message({})
+
+
 def run(args: Optional[List[str]] = None) -> None:
     args = sys.argv[1:] if args is None else args
     parsed = AirbyteEntrypoint.parse_args(args)
@@ -194,11 +201,20 @@ def run(args: Optional[List[str]] = None) -> None:
     gc.freeze()
     AirbyteEntrypoint.airbyte_message_to_string = staticmethod(message_to_string)
     entrypoint = MixpanelEntrypoint(source)
+    quiet_cdk_echoes()
     writer = RecordWriter(sys.__stdout__.buffer)  # where the print buffer writes too
     with PRINT_BUFFER:
         try:
             for message in entrypoint.run(parsed):
                 writer.write(message)
+        except AirbyteTracedException as error:
+            if error.failure_type != FailureType.config_error:
+                raise  # a bug or an outage: the CDK's handler logs its traceback
+            # The CDK's summary of the streams that failed repeats their errors, already sent; it only sets the exit code.
+            if not error.message.startswith(FAILED_STREAMS_SUMMARY):
+                writer.write(message_to_string(error.as_airbyte_message()))
+            writer.flush()
+            sys.exit(1)
         finally:
             writer.flush()
 

@@ -7,10 +7,12 @@ import logging
 import re
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, Iterator, List, Mapping, Optional
 
 import requests_cache
 import yaml
+from airbyte_cdk.exception_handler import generate_failed_streams_error_message
 from airbyte_cdk.models import (
     AirbyteCatalog,
     AirbyteConnectionStatus,
@@ -57,6 +59,35 @@ class _RetryLineWording(logging.Filter):
 
 logger.addFilter(_RetryLineWording())
 
+# The CDK's lines that only repeat, rawer, a sentence the user gets anyway (the failed request's status, body and
+# headers before the error that words it; check's WARN and ERROR around the status that carries the reason; the
+# summary of the streams that failed, after their own errors).
+_CDK_ECHOES = (re.compile(r"'[A-Z]+' request to '.*' failed with (status code|exception) .*", re.DOTALL),
+               re.compile(r"Stream connection_check is not available: .*", re.DOTALL),
+               re.compile(r"Check failed|Retries exhausted with backoff exception\.|Max retry limit reached .*"),
+               re.compile(re.escape(generate_failed_streams_error_message({})) + ".*", re.DOTALL))
+
+
+class _EchoesToDebug(logging.Filter):
+    """Moves the CDK's echoes of an error to DEBUG, and drops the traceback of a stream's config error (its TRACE
+    message follows): a user reads one sentence at ERROR. Python because the CDK logs them with no switch to stop it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        config_error = isinstance(error, AirbyteTracedException) and error.failure_type == FailureType.config_error
+        if config_error or any(pattern.fullmatch(str(record.msg)) for pattern in _CDK_ECHOES):
+            record.levelno, record.levelname, record.exc_info, record.exc_text = logging.DEBUG, "DEBUG", None, None
+            return logger.isEnabledFor(logging.DEBUG)
+        return True
+
+
+
+def quiet_cdk_echoes() -> None:
+    """Filters every handler the CDK's logging set up: the echoes come from its child loggers too, which a filter on
+    the airbyte logger does not see."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_EchoesToDebug())
+
 _cdk_request_session = HttpClient._request_session
 
 
@@ -74,6 +105,36 @@ def _session_caching_posts(client: HttpClient) -> Any:
 
 
 HttpClient._request_session = _session_caching_posts  # every requester's client, whichever factory builds it
+
+_cdk_send_with_retry = HttpClient._send_with_retry
+# What urllib3 says when a host cannot be reached, and the words for it.
+_UNREACHABLE = (("NameResolutionError", "its name does not resolve"), ("Connection refused", "it refused the connection"),
+                ("ConnectTimeout", "the connection timed out"), ("SSLError", "the TLS handshake failed"),
+                ("ConnectionError", "the connection failed"))
+
+
+def _send_naming_unreachable_hosts(client: HttpClient, request: Any, *args: Any, **kwargs: Any) -> Any:
+    """The CDK's send with retries, where a host that could not be reached is one sentence naming it and why.
+
+    Python because the CDK words it "Exhausted available request attempts ... NameResolutionError(...)" in place of
+    the reason, and no manifest field words a connection failure (error handlers see responses).
+    """
+    try:
+        return _cdk_send_with_retry(client, request, *args, **kwargs)
+    except AirbyteTracedException as error:
+        cause = str(error._exception or "")
+        if not error.message.startswith("Exhausted available request attempts") or "Response Code:" in cause:
+            raise
+        why = next((words for needle, words in _UNREACHABLE if needle in cause), None)
+        if why is None:
+            raise
+        host = urlsplit(request.url).netloc
+        error.message = (f"Could not reach {host} ({why}, after every retry): check base_url, export_base_url and "
+                         f"region in the config, and that this machine can reach the host.")
+        raise
+
+
+HttpClient._send_with_retry = _send_naming_unreachable_hosts
 
 
 @functools.lru_cache(maxsize=None)
