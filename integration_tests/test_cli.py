@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from integration_tests.conftest import configured_catalog, run_connector, service_account_config
-from integration_tests.simulator import SA_SECRET
+from integration_tests.simulator import API_SECRET, SA_SECRET
 
 
 def day(offset: int) -> str:
@@ -193,3 +193,53 @@ def test_a_bad_input_is_its_sentence_and_nothing_else_at_error(tmp_path, sim, di
     assert not any("is not available" in warning for warning in warnings)
     for noise in ("Traceback", "Response (headers)", "401", SA_SECRET):
         assert noise not in run.stdout + run.stderr, noise
+
+
+def infos(run, words):
+    return [m["log"]["message"] for m in run.of_type("LOG") if m["log"]["level"] == "INFO" and words in m["log"]["message"]]
+
+
+def test_a_4x_state_is_told_in_one_info_line_and_ours_in_none(tmp_path, sim, discovered, first_read):
+    config, catalog, first = first_read
+    saved_4x = [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "export"},
+                                              "stream_state": {"time": f"{day(-1)}T23:31:11Z"}}},
+                {"type": "STREAM", "stream": {"stream_descriptor": {"name": "funnels"}, "stream_state": {"states": [
+                    {"partition": {"funnel_id": str(funnel["funnel_id"])}, "cursor": {"date": f"{day(-1)}T00:00:00Z"}}
+                    for funnel in sim.funnels()]}}}]
+    run = run_connector(tmp_path, "read", config, catalog=catalog, state=saved_4x)
+    assert run.returncode == 0 and problems(run) == []
+    assert infos(run, "as 4.x saved it") == [
+        f"The saved state of export holds only a day ({day(-1)}T23:31:11Z), as 4.x saved it: the sync resumes at "
+        f"{day(-1)} less export_lookback_window, and emits those days whole once (their duplicates merge on dedup_key).",
+        f"The saved state of funnels keys its {len(sim.funnels())} funnels by text IDs, as 4.x saved it: each resumes "
+        f"where 4.x left it, less attribution_window.",
+    ]
+    ours = run_connector(tmp_path, "read", config, catalog=catalog, state=first.stdout)
+    assert ours.returncode == 0 and infos(ours, "4.x") == []
+
+
+def test_a_4x_catalog_reading_cohorts_incrementally_is_told_in_one_info_line(tmp_path, sim, discovered):
+    config = service_account_config(sim, start_date=day(-1))
+    catalog = configured_catalog(discovered, ["cohorts", "cohort_members", "export"], "incremental")
+    for configured in catalog["streams"]:
+        configured["sync_mode"] = "incremental"  # as 4.x offered cohorts and cohort_members
+    run = run_connector(tmp_path, "read", config, catalog=catalog)
+    assert run.returncode == 0 and problems(run) == [] and run.records_of("cohort_members")
+    assert infos(run, "incrementally") == [
+        "The catalog asks for cohort_members and cohorts incrementally, as 4.x read cohorts and cohort_members; they "
+        "are full refresh only now (counts and membership change without a new cursor value): read whole, any saved "
+        "state set aside. Set them to full refresh | overwrite."]
+    full_refresh = run_connector(tmp_path, "read", config, catalog=configured_catalog(discovered, ["cohorts"]))
+    assert full_refresh.returncode == 0 and infos(full_refresh, "incrementally") == []
+
+
+@pytest.mark.parametrize("indent", [2, "\t"])
+def test_check_migrates_a_pre_4x_config_file_keeping_its_other_keys_their_order_and_layout(tmp_path, sim, indent):
+    config = {"note": "mine, café", "api_secret": API_SECRET, "base_url": sim.url, "project_timezone": "UTC", "zzz": [1, 2]}
+    run = run_connector(tmp_path, "check", json.dumps(config, indent=indent, ensure_ascii=False) + "\n")
+    assert run.of_type("CONNECTION_STATUS")[0]["connectionStatus"]["status"] == "SUCCEEDED"
+    (control,) = run.of_type("CONTROL")
+    migrated = control["control"]["connectorConfig"]["config"]
+    assert migrated["credentials"] == {"api_secret": API_SECRET}  # the secret itself: docs/cli.md says so
+    assert list(migrated) == ["note", "base_url", "project_timezone", "zzz", "credentials"]
+    assert (tmp_path / "config.json").read_text() == json.dumps(migrated, indent=indent, ensure_ascii=False) + "\n"

@@ -3,6 +3,7 @@
 import base64
 import gc
 import json
+import re
 import sys
 from typing import Any, BinaryIO, Iterable, List, Mapping, Optional, Union
 
@@ -127,9 +128,9 @@ def _read_text(path: str, what: str, hint: str) -> str:
         raise InvalidConfig(f"The {what} file {path} is not UTF-8 text: {hint}.") from None
 
 
-def _read_json(path: str, what: str, hint: str) -> Any:
-    """A file's JSON, or one sentence that says what is wrong with it and where."""
-    text = _read_text(path, what, hint)
+def _read_json(path: str, what: str, hint: str, text: Optional[str] = None) -> Any:
+    """A file's JSON (or that of its text, already read), or one sentence that says what is wrong with it and where."""
+    text = _read_text(path, what, hint) if text is None else text
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -142,11 +143,27 @@ CATALOG_HINT = "pass a configured catalog with --catalog (discover lists the str
 STATE_HINT = "pass the state a previous sync emitted, or leave --state out to start from start_date"
 
 
-def _read_config(path: str) -> Mapping[str, Any]:
-    config = _read_json(path, "config", CONFIG_HINT)
+def _read_config(path: str, text: str) -> Mapping[str, Any]:
+    config = _read_json(path, "config", CONFIG_HINT, text)
     if not isinstance(config, dict):
         raise InvalidConfig(f"The config file {path} holds no JSON object: {CONFIG_HINT}.")
     return config
+
+
+_INDENT = re.compile(r"^([ \t]+)\S", re.MULTILINE)
+
+
+def _keep_layout(path: str, before: str) -> None:
+    """Puts a config file the CDK's config migration rewrote on one line back in the layout it had (its indent,
+    letters outside ASCII as letters, its last line break): the CDK keeps the keys, values and order, not the layout."""
+    with open(path, encoding="utf-8") as file:
+        after = file.read()
+    indent = _INDENT.search(before)
+    if after == before or indent is None:
+        return
+    text = json.dumps(json.loads(after), indent=indent[1], ensure_ascii=False) + ("\n" if before.endswith("\n") else "")
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(text)
 
 
 def _read_catalog(path: str) -> ConfiguredAirbyteCatalog:
@@ -185,7 +202,8 @@ def run(args: Optional[List[str]] = None) -> None:
     state_path = getattr(parsed, "state", None)
     try:
         if config_path:
-            config = _read_config(config_path)
+            config_text = _read_text(config_path, "config", CONFIG_HINT)
+            config = _read_config(config_path, config_text)
             for token in basic_auth_tokens(config):
                 add_to_secrets(token)
             validate_config(config)
@@ -197,6 +215,8 @@ def run(args: Optional[List[str]] = None) -> None:
         sys.exit(0 if parsed.command == "check" else 1)
 
     source = SourceMixpanel(catalog=catalog, config=config, state=state, config_path=config_path)
+    if config_path:
+        _keep_layout(config_path, config_text)
     # What the imports and the source built live as long as the process: full collections need not walk them.
     gc.freeze()
     AirbyteEntrypoint.airbyte_message_to_string = staticmethod(message_to_string)

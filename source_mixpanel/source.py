@@ -252,6 +252,7 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
                            f"discover and select from {', '.join(stream.name for stream in streams)}.")
             raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
         planned = [stream for stream in streams if stream.name in selected]
+        log_full_refresh_only(catalog, planned)
         columns.configure(catalog)
         log_plan(planned, self.budget, logger)
         try:  # property discovery now: where the CDK starts a stream, a failure escapes its loop with no stream status
@@ -262,6 +263,18 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
                 yield stream_status_as_airbyte_message(configured.stream, AirbyteStreamStatus.INCOMPLETE)
             raise
         yield from _with_stream_summaries(super().read(logger, config, catalog, state))
+
+
+def log_full_refresh_only(catalog: ConfiguredAirbyteCatalog, streams: List[AbstractStream]) -> None:
+    """One INFO line when the catalog asks for an incremental read of streams that have no cursor (a 4.x catalog's
+    cohorts and cohort_members): the CDK reads them whole without a word."""
+    without_cursor = {stream.name for stream in streams if not stream.cursor_field}
+    named = sorted(c.stream.name for c in catalog.streams if c.sync_mode == SyncMode.incremental and c.stream.name in without_cursor)
+    if named:
+        logger.info(f"The catalog asks for {' and '.join(named)} incrementally, as 4.x read cohorts and cohort_members; "
+                    f"{'they are' if len(named) > 1 else 'it is'} full refresh only now (counts and membership change "
+                    f"without a new cursor value): read whole, any saved state set aside. Set {'them' if len(named) > 1 else 'it'} "
+                    f"to full refresh | overwrite.")
 
 
 PROJECT_SECRET_SUNSET = (

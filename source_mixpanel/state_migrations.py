@@ -17,6 +17,14 @@ logger = logging.getLogger("airbyte")
 
 
 _warned_future_states: set = set()
+_told_4x_states: set = set()  # the streams are built twice a read (the plan, then the read): one line each
+
+
+def tell_4x_state(stream: str, sentence: str) -> None:
+    """One INFO line per stream whose saved state has 4.x's shape, saying how it resumes."""
+    if stream not in _told_4x_states:
+        _told_4x_states.add(stream)
+        logger.info(f"The saved state of {stream} {sentence}")
 
 
 @dataclass
@@ -108,10 +116,15 @@ class ResumeAtStartOfDay(StateMigration):
 
     def should_migrate(self, stream_state: Mapping[str, Any]) -> bool:
         value = stream_state.get("time") if stream_state else None
-        return isinstance(value, str) and not value.endswith("T00:00:00Z")
+        return isinstance(value, str) and (not value.endswith("T00:00:00Z") or "read_at" not in stream_state)
 
     def migrate(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
-        return {**stream_state, "time": f"{stream_state['time'][:10]}T00:00:00Z"}
+        day = stream_state["time"][:10]
+        if "read_at" not in stream_state:  # ours always say when they were read
+            tell_4x_state("export", f"holds only a day ({stream_state['time']}), as 4.x saved it: the sync resumes at "
+                                    f"{day} less export_lookback_window, and emits those days whole once (their "
+                                    f"duplicates merge on dedup_key).")
+        return {**stream_state, "time": f"{day}T00:00:00Z"}
 
 
 @dataclass
@@ -129,6 +142,8 @@ class FunnelStatePartitions(StateMigration):
 
     def migrate(self, stream_state: Mapping[str, Any]) -> Mapping[str, Any]:
         states = [{**entry, "partition": self._key(entry.get("partition") or {})} for entry in stream_state["states"]]
+        tell_4x_state("funnels", f"keys its {len(states)} funnels by text IDs, as 4.x saved it: each resumes where "
+                                 f"4.x left it, less attribution_window.")
         return {**stream_state, "states": states}
 
     @staticmethod
