@@ -28,10 +28,14 @@ def problems(run):
     return lines + [error["message"] for error in run.errors]
 
 
-@pytest.mark.parametrize("start", [1, 2, 30])
-def test_a_start_date_after_today_is_one_config_error_at_check_and_read(tmp_path, sim, discovered, start):
-    config = service_account_config(sim, start_date=day(start))
-    sentence = f"start_date {day(start)} is after today ({day(0)} in the project timezone UTC)"
+@pytest.mark.parametrize("dates, sentence", [
+    ({"start_date": day(1)}, f"start_date {day(1)} is after today ({day(0)} in the project timezone UTC)"),
+    ({"start_date": day(2)}, f"start_date {day(2)} is after today ({day(0)} in the project timezone UTC)"),
+    ({"start_date": day(30), "end_date": day(40)}, f"start_date {day(30)} is after today ({day(0)} in the project timezone UTC)"),
+    ({"end_date": day(-400)}, f"end_date {day(-400)} is before {day(-365)}, where a config without start_date starts"),
+])
+def test_dates_that_leave_no_day_to_read_are_one_config_error_at_check_and_read(tmp_path, sim, discovered, dates, sentence):
+    config = service_account_config(sim, **dates)
     check = run_connector(tmp_path, "check", config)
     (status,) = check.of_type("CONNECTION_STATUS")
     assert status["connectionStatus"]["status"] == "FAILED" and status["connectionStatus"]["message"].startswith(sentence)
@@ -166,6 +170,7 @@ def test_a_bad_input_is_its_sentence_and_nothing_else_at_error(tmp_path, sim, di
         run = run_connector(tmp_path, "read", wrong_secret(config), catalog=configured_catalog(discovered, ["cohorts"]))
         sentence = REFUSED
     elif case == "catalog typo":
+        catalog = json.loads(json.dumps(catalog))  # its streams are the module's discovered ones
         catalog["streams"][0]["stream"]["name"] = "exprot"
         run = run_connector(tmp_path, "read", config, catalog=catalog)
         sentence = ("The catalog names streams this connector does not have (exprot): run discover and select from "

@@ -23,6 +23,7 @@ SERVICE_ACCOUNT = "Service Account"
 PROJECT_SECRET = "Project Secret"
 EPOCH = datetime.date(1970, 1, 1)
 DEFAULT_TIMEZONE = "US/Pacific"  # the spec's default for project_timezone
+DEFAULT_START_DAYS = 365  # how far back a config without start_date starts (the manifest's sync_first_day)
 _DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")  # the numbers of a value that matched the spec's date pattern
 
 
@@ -172,6 +173,10 @@ def validate_config(config: Mapping[str, Any]) -> None:
     start, end = parse_day("start_date", config.get("start_date")), parse_day("end_date", config.get("end_date"))
     if start and end and end < start:
         raise InvalidConfig(f"end_date {end} is before start_date {start}: set an end_date on or after the start_date.")
+    default_start = datetime.datetime.now(datetime.timezone.utc).date() - datetime.timedelta(days=DEFAULT_START_DAYS)
+    if end and not start and end < default_start:  # the manifest's first day is then 365 days ago, after the last
+        raise InvalidConfig(f"end_date {end} is before {default_start}, where a config without start_date starts (365 "
+                            f"days ago): set a start_date on or before the end_date.")
     timezone = config.get("project_timezone") or DEFAULT_TIMEZONE
     today = datetime.datetime.now(zoneinfo.ZoneInfo(timezone)).date()
     if start and start > today:  # the manifest's last day is today: a later first day leaves no day to read
