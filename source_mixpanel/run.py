@@ -9,7 +9,6 @@ from typing import Any, BinaryIO, Iterable, List, Mapping, Optional, Union
 
 import orjson
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
-from airbyte_cdk.exception_handler import generate_failed_streams_error_message
 from airbyte_cdk.logger import PRINT_BUFFER
 from airbyte_cdk.models import (
     AirbyteMessage,
@@ -25,7 +24,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_mixpanel import state_file
 from source_mixpanel.budget_family import sign_of_life
 from source_mixpanel.config import InvalidConfig, validate_config
-from source_mixpanel.source import SourceMixpanel, quiet_cdk_echoes
+from source_mixpanel.source import FAILED_STREAMS_SUMMARY, SourceMixpanel, quiet_cdk_echoes
 
 
 def basic_auth_tokens(config: Mapping[str, Any]) -> List[str]:
@@ -188,9 +187,6 @@ def _config_error_messages(command: str, message: str) -> Iterable[str]:
         yield AirbyteEntrypoint.airbyte_message_to_string(error.as_connection_status_message())
     else:
         yield AirbyteEntrypoint.airbyte_message_to_string(error.as_airbyte_message())
-
-
-FAILED_STREAMS_SUMMARY = generate_failed_streams_error_message({})
 
 
 def run(args: Optional[List[str]] = None) -> None:

@@ -7,8 +7,8 @@ import logging
 import re
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Any, Iterator, List, Mapping, Optional
+from urllib.parse import urlsplit
 
 import requests_cache
 import yaml
@@ -32,7 +32,7 @@ from airbyte_cdk.sources.streams.http.http_client import HttpClient
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_as_airbyte_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel import columns, discovery, export_run
+from source_mixpanel import columns, discovery, export_run, state_file
 from source_mixpanel.budget import RequestBudget
 from source_mixpanel.cursors import WindowCursorFeed, keep_export_run, kept_without_cursor_value
 from source_mixpanel.partition_states import PartitionStateCadence
@@ -62,10 +62,11 @@ logger.addFilter(_RetryLineWording())
 # The CDK's lines that only repeat, rawer, a sentence the user gets anyway (the failed request's status, body and
 # headers before the error that words it; check's WARN and ERROR around the status that carries the reason; the
 # summary of the streams that failed, after their own errors).
+FAILED_STREAMS_SUMMARY = generate_failed_streams_error_message({})
 _CDK_ECHOES = (re.compile(r"'[A-Z]+' request to '.*' failed with (status code|exception) .*", re.DOTALL),
                re.compile(r"Stream connection_check is not available: .*", re.DOTALL),
                re.compile(r"Check failed|Retries exhausted with backoff exception\.|Max retry limit reached .*"),
-               re.compile(re.escape(generate_failed_streams_error_message({})) + ".*", re.DOTALL))
+               re.compile(re.escape(FAILED_STREAMS_SUMMARY) + ".*", re.DOTALL))
 
 
 class _EchoesToDebug(logging.Filter):
@@ -81,12 +82,12 @@ class _EchoesToDebug(logging.Filter):
         return True
 
 
-
 def quiet_cdk_echoes() -> None:
     """Filters every handler the CDK's logging set up: the echoes come from its child loggers too, which a filter on
     the airbyte logger does not see."""
     for handler in logging.getLogger().handlers:
         handler.addFilter(_EchoesToDebug())
+
 
 _cdk_request_session = HttpClient._request_session
 
@@ -122,7 +123,7 @@ def _send_naming_unreachable_hosts(client: HttpClient, request: Any, *args: Any,
     try:
         return _cdk_send_with_retry(client, request, *args, **kwargs)
     except AirbyteTracedException as error:
-        cause = str(error._exception or "")
+        cause = str(error.__context__ or "")  # the CDK raises it while handling the last attempt's BaseBackoffException
         if not error.message.startswith("Exhausted available request attempts") or "Response Code:" in cause:
             raise
         why = next((words for needle, words in _UNREACHABLE if needle in cause), None)
@@ -178,7 +179,6 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
         if timeout:
             manifest["definitions"]["export_requester"]["read_timeout_in_seconds"] = timeout
         super().__init__(catalog=catalog, config=config, state=state, source_config=manifest, config_path=config_path)
-        self.input_state = state or []
         # Records waiting for the main thread: 1,000 keep it busy as well as the CDK's 10,000, which held ~13 MB more
         # of a big day in memory (README, Performance). unit_tests/test_output.py pins where the CDK keeps it.
         self._concurrent_source._queue.maxsize = RECORDS_IN_FLIGHT
@@ -192,8 +192,8 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
                                            incremental)
 
     def read_state(self, state_path: str) -> List[AirbyteStateMessage]:  # type: ignore[override]
-        """The state run.py read from --state, in any shape state_file takes: the CDK's reader takes only a list."""
-        return self.input_state
+        """--state in any shape state_file takes: the CDK's reader takes only a list (run.py words a bad one first)."""
+        return state_file.parse(Path(state_path).read_text(encoding="utf-8")) if state_path else []
 
     def streams(self, config: Mapping[str, Any]) -> List[AbstractStream]:  # type: ignore[override]
         streams = super().streams(config)

@@ -18,7 +18,7 @@ STATE_TYPES = ("STREAM", "GLOBAL", "LEGACY")  # an AirbyteStateMessage's own typ
 
 
 class NotAState(ValueError):
-    """What in the file is not one of SHAPES, in words."""
+    """What in the file is not one of SHAPES, in words (Python: a file's shape is read before any manifest is)."""
 
 
 def parse(text: str) -> List[AirbyteStateMessage]:
