@@ -10,18 +10,23 @@ import yaml
 from source_mixpanel.source import manifest_path
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+HEADER = "| field | default | meaning |"
 SPEC = yaml.safe_load(manifest_path().read_text())["spec"]["connection_specification"]
 
 
 def table_rows(text: str) -> dict[str, tuple[str, str]]:
-    """Each field the table names in its first column -> (its default cell, its meaning cell)."""
-    rows = {}
-    for line in text.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) != 3 or cells[0] in ("field", "---"):
-            continue
-        for name in re.findall(r"`([^`]+)`", cells[0]):
-            rows[name] = (cells[1], cells[2])
+    """Each field the table (headed `| field | default | meaning |`) names in its first column -> (default, meaning)."""
+    rows, lines = {}, iter(text.splitlines())
+    for line in lines:
+        if line.strip() == HEADER:
+            break
+    next(lines, None)  # the |---| line
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        field, default, meaning = (cell.strip() for cell in line.strip().strip("|").split("|", 2))
+        for name in re.findall(r"`([^`]+)`", field):
+            rows[name] = (default, meaning.rstrip("|").strip())
     return rows
 
 
