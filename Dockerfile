@@ -1,5 +1,5 @@
 # The connector image: `docker run source-mixpanel read --config ... --catalog ...`.
-# BASE_IMAGE is overridable for builds without registry access (README, "Docker image").
+# BASE_IMAGE is overridable for builds without registry access (docs/operations.md, "Docker image").
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 

@@ -1,4 +1,4 @@
-# The contract: make install, make test, make bench, make demo, make image (README.md, "Development").
+# The contract: make install, make test, make bench, make demo, make image (docs/development.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -20,8 +20,6 @@ sys.path.insert(0, str(ROOT))
 from integration_tests.simulator import GROUP_KEYS, INSIGHTS_REPORTS, PROJECT_ID, SA_SECRET, SA_USERNAME, MixpanelSimulator  # noqa: E402
 
 STREAMS = ["export", "engage", "cohorts", "cohort_members", "funnels", "revenue", "annotations", "insights", "groups"]
-# Offered only when the config names the saved reports and group keys they read, so not in the sample catalog.
-OPTIONAL_STREAMS = ["insights", "groups"]
 
 
 def messages(command, what):
@@ -75,10 +73,8 @@ def main():
         assert status["connectionStatus"]["status"] == "SUCCEEDED", status
         (catalog,) = of_type(messages(image + ["discover", *files], "discover"), "CATALOG")
         assert sorted(s["name"] for s in catalog["catalog"]["streams"]) == sorted(STREAMS), catalog
-        sample = json.loads((ROOT / "sample_files" / "configured_catalog.json").read_text())
-        sample["streams"] += [{"stream": s, "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"}
-                              for s in catalog["catalog"]["streams"] if s["name"] in OPTIONAL_STREAMS]
-        Path(data, "catalog.json").write_text(json.dumps(sample))
+        sample = (ROOT / "sample_files" / "configured_catalog_with_insights_and_groups.json").read_text()
+        Path(data, "catalog.json").write_text(sample)
         in_image = messages(image + read, "read in the image")
         local = messages([str(ROOT / ".venv" / "bin" / "source-mixpanel"), *[
             part.replace("/data", data) for part in read]], "read by .venv/bin/source-mixpanel")

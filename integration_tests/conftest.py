@@ -135,7 +135,7 @@ def switched(simulator: MixpanelSimulator, **settings: Any):
 
 
 def dedup_key(event):
-    """The README's formula, written out independently of the connector: BLAKE2b-128 (hex) of the compact JSON
+    """docs/streams.md's formula (Duplicates), written out independently of the connector: BLAKE2b-128 (hex) of the compact JSON
     array [event, distinct_id, time in whole seconds, $insert_id]; without $insert_id, of a zero byte and the whole
     event as compact JSON with sorted keys."""
     properties = event["properties"]

@@ -122,7 +122,7 @@ class Family:
         self.per_second = int(per_second) if per_second else None
         self.in_flight = int(in_flight) if in_flight else None
         self.patience = 2 * self.window
-        self.heartbeat = max(5.0, min(300.0, self.window / 12))  # Airbyte wants a sign of life every few minutes
+        self.heartbeat = max(5.0, min(300.0, self.window / 12))  # a log line every few minutes says what it waits for
         self._cond = threading.Condition()
         # One entry per request sent: when Mixpanel counted it at the latest (its answer, or the send while in flight).
         self._calls: List[List[float]] = []

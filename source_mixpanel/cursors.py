@@ -27,7 +27,7 @@ class WindowCursorFeed:
     goes out as it is, but the state never passes the windows read, which would make the next sync skip days.
 
     Python because the CDK's cursor parses every record's time with strptime and hashes its window on each observe
-    (about 7 us a record, README, Performance), and has no bound on a value. It relies on the CDK observing a
+    (about 7 us a record, docs/operations.md, Performance), and has no bound on a value. It relies on the CDK observing a
     window's records and then closing it in one thread (PartitionReader.process_partition), which
     unit_tests/test_cursor_feed.py pins; were that to change, the state would lag behind, never run ahead.
     Cursor values are compared as text: the cursor's own format sorts as time does.

@@ -40,7 +40,7 @@ DETECTION_MINIMUM, DETECTION_AGREEMENT = 10, 0.8  # fewer events that tell, or l
 CLOCK_TOLERANCE = 300
 PROMPT_DELAY = 1800  # events received later than this under both readings (imports, backfills) do not tell
 STORAGE_CHOICES = {"utc": "UTC (projects created since 2023)", "project_timezone": "the project's timezone (projects created before 2023)"}
-DEFAULT_STORAGE = "utc"  # what 4.x assumed and the raw value Mixpanel sends; README, Event times, says why
+DEFAULT_STORAGE = "utc"  # what 4.x assumed and the raw value Mixpanel sends; docs/streams.md, Event times, says why
 STORAGE_KEY = "time_storage"  # the decision, in the export state beside its cursor: made once, kept
 
 

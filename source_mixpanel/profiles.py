@@ -45,7 +45,7 @@ class ProfileShape(RecordTransformation):
 
 def _checked_id(identifier: Any, kind: str, stream_slice: Optional[Mapping[str, Any]]) -> str:
     """The profile's id as text: Mixpanel's text, or an integer id in decimal (its reference types `$distinct_id` an
-    integer). The id is a key declared text, so that a warehouse key never mixes types (README, "Key columns"). A null
+    integer). The id is a key declared text, so that a warehouse key never mixes types (docs/streams.md, engage). A null
     id would merge records downstream and any other value would need coercing, so either fails the partition."""
     if isinstance(identifier, str):
         return identifier

@@ -73,7 +73,7 @@ class InsightsNumbers(RecordExtractor):
     (or `all`) -> number, as deep as the report's breakdowns go; `headers` names the levels (the first is the
     metric's). Each number becomes {bookmark_id, metric, breakdown: {header: value}, breakdown_key, date, value,
     computed_at}. Every `$overall` key is a total over the keys beside it, not a number of its own, and is left
-    out (README, insights); the report's INFO line counts them. A report holding anything else (a value that is
+    out (docs/streams.md, insights); the report's INFO line counts them. A report holding anything else (a value that is
     not a number or null, a number whose last key is not a date or `all`) fails whole, with what did not fit.
 
     Python because the manifest's extractors cannot walk a nesting of any depth or name its levels from the

@@ -81,7 +81,7 @@ class RecordWriter:
     sign of life, which the budget's waits must not let age past Airbyte's limit (budget_family.quiet_deadline).
 
     Python because the CDK prints each message as text behind two locks of its print buffer: a record's bytes were
-    decoded, copied and encoded again (about 3 us a record, and the buffer's growth in memory; README, Performance).
+    decoded, copied and encoded again (about 3 us a record, and the buffer's growth in memory; docs/operations.md, Performance).
     """
 
     BATCH_BYTES = 1 << 16

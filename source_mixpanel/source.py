@@ -164,7 +164,7 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
     for the budget because the manifest's api_budget is the CDK's HTTPAPIBudget, which cannot keep Mixpanel's
     limits (budget.py), so the factory is handed ours; for the plan that a read logs first (plan.py); for a
     STATE soon after every finished funnel (partition_states.py); and for a shorter queue of
-    records between threads and a cursor fed once per window (speed and memory, README, Performance).
+    records between threads and a cursor fed once per window (speed and memory, docs/operations.md, Performance).
     """
 
     def __init__(
@@ -180,7 +180,7 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
             manifest["definitions"]["export_requester"]["read_timeout_in_seconds"] = timeout
         super().__init__(catalog=catalog, config=config, state=state, source_config=manifest, config_path=config_path)
         # Records waiting for the main thread: 1,000 keep it busy as well as the CDK's 10,000, which held ~13 MB more
-        # of a big day in memory (README, Performance). unit_tests/test_output.py pins where the CDK keeps it.
+        # of a big day in memory (docs/operations.md, Performance). unit_tests/test_output.py pins where the CDK keeps it.
         self._concurrent_source._queue.maxsize = RECORDS_IN_FLIGHT
         self.budget = RequestBudget.from_manifest(manifest["definitions"]["request_budget"], self._config)
         # Every HttpRequester (and BudgetRetries) the factory builds from here on gets this one budget; the factory

@@ -149,7 +149,7 @@ def test_decoder_shapes_and_keeps_types():
     line = json.dumps({"event": "e", "properties": {"time": 1740794891, "$insert_id": "i", "$username": "z", "userName": "Z",
                                                     "flag": False, "n": None, "obj": {"a": [1, True]}}}).encode()
     (record,) = _decode(_decoder(), line + b"\n")
-    key = hashlib.blake2b(b'["e",null,1740794891,"i"]', digest_size=16).hexdigest()  # README, Duplicates
+    key = hashlib.blake2b(b'["e",null,1740794891,"i"]', digest_size=16).hexdigest()  # docs/streams.md, Duplicates
     assert record == {"event": "e", "dedup_key": key, "time": "2025-03-01T02:08:11Z", "insert_id": "i", "username": "z", "_userName": "Z",
                       "other_properties": {"flag": False, "n": None, "obj": {"a": [1, True]}}}
     (dropped,) = _decode(_decoder(keep=False), line + b"\n")

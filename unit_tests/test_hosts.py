@@ -1,4 +1,4 @@
-"""Region -> hosts, as the manifest's config transformations derive them (README, 'Regions')."""
+"""Region -> hosts, as the manifest's config transformations derive them (docs/configuration.md, 'Regions')."""
 
 import pytest
 import yaml

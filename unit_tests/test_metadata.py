@@ -43,6 +43,21 @@ BREAKING_CHANGE = {
     },
 }
 
+# One entry of externalDocumentationUrls: a link to the vendor's own documentation, with its kind.
+EXTERNAL_DOCUMENTATION_URL = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["title", "url"],
+    "properties": {
+        "title": {"type": "string", "minLength": 1},
+        "url": {"type": "string", "format": "uri"},
+        "type": {"enum": ["api_release_history", "api_reference", "api_deprecations", "authentication_guide",
+                          "permissions_scopes", "rate_limits", "status_page", "data_model_reference", "sql_reference",
+                          "migration_guide", "developer_community", "other"]},
+        "requiresLogin": {"type": "boolean"},
+    },
+}
+
 SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -72,6 +87,7 @@ SCHEMA = {
                 "allowedHosts": {"type": "object", "additionalProperties": False,
                                  "properties": {"hosts": {"type": "array", "items": {"type": "string"}}}},
                 "maxSecondsBetweenMessages": {"type": "integer", "minimum": 1},
+                "externalDocumentationUrls": {"type": "array", "items": EXTERNAL_DOCUMENTATION_URL},
                 "suggestedStreams": {"type": "object", "additionalProperties": False,
                                      "properties": {"streams": {"type": "array", "items": {"type": "string"}}}},
                 "releases": {
@@ -90,7 +106,8 @@ SCHEMA = {
 }
 
 # The fields a registry entry needs beyond the schema's required ones (issue: "Registry-ready metadata").
-REGISTRY_FIELDS = ["icon", "allowedHosts", "maxSecondsBetweenMessages", "suggestedStreams", "releases", "supportLevel"]
+REGISTRY_FIELDS = ["icon", "allowedHosts", "maxSecondsBetweenMessages", "suggestedStreams", "releases", "supportLevel",
+                   "externalDocumentationUrls"]
 
 
 def test_metadata_matches_airbytes_schema():
@@ -120,7 +137,10 @@ def test_metadata_agrees_with_the_repository():
         assert {s for scope in change["scopedImpact"] for s in scope["impactedScopes"]} <= streams
     region_hosts = {re.sub("^https://", "", host(name, {"region": region}))
                     for name in ("query_host", "export_host") for region in ("US", "EU", "IN")}
-    assert set(DATA["allowedHosts"]["hosts"]) == region_hosts
+    config_hosts = {f"${{{field}}}" for field in ("base_url", "export_base_url")}  # filled from the config by the platform
+    assert set(DATA["allowedHosts"]["hosts"]) == region_hosts | config_hosts
+    assert config_hosts <= {f"${{{field}}}" for field in manifest["spec"]["connection_specification"]["properties"]}
+    assert {link["type"] for link in DATA["externalDocumentationUrls"]} >= {"api_reference", "rate_limits", "status_page"}
     assert (ROOT / DATA["icon"]).read_text().startswith("<svg")
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert f'version = "{DATA["dockerImageTag"]}"' in pyproject

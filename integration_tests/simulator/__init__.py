@@ -1,8 +1,8 @@
 """A local fake Mixpanel read API for the connector's integration tests.
 
 One ThreadingHTTPServer on 127.0.0.1 answers for every Mixpanel host (query, export and app), so the connector is
-pointed at it with ``base_url`` and ``export_base_url`` both set to ``sim.url``. It follows Mixpanel's read API as the
-README describes it: paths, auth, body shapes, error bodies, the export faults seen in the wild and, when
+pointed at it with ``base_url`` and ``export_base_url`` both set to ``sim.url``. It follows Mixpanel's read API as
+docs/streams.md describes it: paths, auth, body shapes, error bodies, the export faults seen in the wild and, when
 ``rate_limits`` is on, Mixpanel's per-project budgets (a 429 with Mixpanel's body over them).
 
 Everything served is deterministic from ``seed`` (and the day, profile or funnel it describes), and the same values
