@@ -21,6 +21,8 @@ from integration_tests.simulator import (
     SA_USERNAME,
     MixpanelSimulator,
 )
+from integration_tests.simulator import cli
+from integration_tests.simulator.switches import switch_table
 
 TODAY = "2024-03-01"
 SA = (SA_USERNAME, SA_SECRET)
@@ -416,6 +418,21 @@ def test_every_switch_is_documented_and_settable_from_the_command_line():
         simulator._switch("no_such_switch=1")
     page = (Path(__file__).resolve().parent.parent / "docs" / "simulator.md").read_text()
     assert all(f"| `{name}` |" in page for name in simulator.SWITCHES)  # docs/simulator.md's switch table
+
+
+def test_the_constructor_help_config_and_docs_read_one_declaration_of_each_switch():
+    page = (Path(__file__).resolve().parent.parent / "docs" / "simulator.md").read_text()
+    assert switch_table() in page  # regenerate with `python -m integration_tests.simulator.switches`
+    assert MixpanelSimulator().config() == {name: sorted(s.value(s.default)) if s.kind is set else s.value(s.default)
+                                            for name, s in simulator.SWITCHES.items()}
+    helped = dict(line.strip().split("  ", 1) for line in cli._help_epilog().split("\n\n")[0].splitlines()[1:])
+    assert {name: text.strip() for name, text in helped.items()} == {name: s.help for name, s in simulator.SWITCHES.items()}
+    options = {name: s for name, s in simulator.SWITCHES.items() if s.option}
+    assert {name: getattr(cli._parser().parse_args([]), name) for name in options} == {n: s.default for n, s in options.items()}
+    given = cli._parser().parse_args(["--no-gzip", "--rate-limits", "--rate-window-seconds", "7.5", "--today", "2024-01-02"])
+    assert (given.gzip, given.rate_limits, given.rate_window_seconds, given.today) == (False, True, 7.5, "2024-01-02")
+    with pytest.raises(TypeError):
+        MixpanelSimulator(no_such_switch=1)
 
 
 # ------------------------------------------------------------------ saved Insights reports, group profiles

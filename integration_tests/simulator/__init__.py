@@ -9,7 +9,8 @@ Everything served is deterministic from ``seed`` (and the day, profile or funnel
 are available in process as ground truth (``export_truth``, ``profiles``, ...) or over HTTP under ``/_sim/`` when the
 simulator runs in another process (``python -m integration_tests.simulator --port 8123``). Standard library only.
 """
-from .cli import SWITCHES, _switch
+from .cli import _switch
+from .switches import SWITCHES
 from .common import API_SECRET, PROJECT_ID, SA_SECRET, SA_USERNAME
 from .core import MixpanelSimulator
 from .events import EVENT_NAMES

@@ -11,178 +11,25 @@ from .common import API_SECRET, SA_SECRET, parse_day
 from .events import EventData
 from .faults import Faults
 from .limits import FAMILIES, Limits
-from .profiles import COHORTS, GROUP_KEYS, ProfileData
-from .reports import FUNNELS, ReportData
+from .profiles import ProfileData
+from .reports import ReportData
 from .server import Handler, Server
+from .switches import SWITCHES
 
 
 class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
     """Fake Mixpanel API; see the package docstring. Attributes may be changed while it runs."""
 
-    _CONFIG_TYPES = {
-        "seed": int,
-        "events_per_day": int,
-        "first_event_day": str,
-        "timezone": str,
-        "today": (str, type(None)),
-        "n_profiles": int,
-        "max_page_size": int,
-        "gzip": bool,
-        "plan_refuses": set,
-        "retired": dict,
-        "auth_error_style": str,
-        "faults": set,
-        "fault_attempts": int,
-        "stall_seconds": (int, float),
-        "fault_retry_after": (int, str, type(None)),
-        "cache_bodies": bool,
-        "n_funnels": int,
-        "n_cohorts": int,
-        "n_groups": int,
-        "insights_odd_leaves": list,
-        "insights_without_dates": set,
-        "odd_group_ids": list,
-        "odd_date_keys": dict,
-        "rate_limits": bool,
-        "rate_window_seconds": (int, float),
-        "query_per_window": int,
-        "query_concurrent": int,
-        "query_latency": (int, float),
-        "others_in_flight": int,
-        "export_per_window": int,
-        "export_per_second": int,
-        "export_concurrent": int,
-        "rate_retry_after": (bool, str),
-        "engage_page_size_on_page_zero_only": bool,
-        "expire_next_sessions": int,
-        "engage_session_seconds": (int, float, type(None)),
-        "legacy_times": bool,
-        "imported_events": dict,
-        "late_events": dict,
-        "late_received_ago": (int, float),
-        "date_ahead": (int, float),
-        "kind_change_from": (str, type(None)),
-        "property_kinds": str,
-        "extra_event_properties": int,
-        "lexicon_refuses": (int, type(None)),
-        "strict_contract": bool,
-    }
+    _CONFIG_TYPES = {name: switch.kind for name, switch in SWITCHES.items()}  # what configure() accepts
 
-    def __init__(
-        self,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        seed: int = 7,
-        events_per_day: int = 30,
-        first_event_day: str = "2024-01-01",
-        timezone: str = "UTC",
-        today: str | None = None,
-        n_profiles: int = 2500,
-        max_page_size: int = 1000,
-        gzip: bool = True,
-        plan_refuses=(),
-        retired=None,
-        auth_error_style: str = "401",
-        faults=(),
-        fault_attempts: int = 1,
-        stall_seconds: float = 30,
-        fault_retry_after: int | str | None = None,
-        cache_bodies: bool = False,
-        n_funnels: int = len(FUNNELS),
-        n_cohorts: int = len(COHORTS),
-        n_groups: int = GROUP_KEYS[1][1],
-        insights_odd_leaves=(),
-        insights_without_dates=(),
-        odd_group_ids=(),
-        odd_date_keys=None,
-        rate_limits: bool = False,
-        rate_window_seconds: float = 3600,
-        query_per_window: int = 60,
-        query_concurrent: int = 5,
-        query_latency: float = 0,
-        others_in_flight: int = 0,
-        export_per_window: int = 60,
-        export_per_second: int = 3,
-        export_concurrent: int = 100,
-        rate_retry_after: bool | str = False,
-        engage_page_size_on_page_zero_only: bool = False,
-        expire_next_sessions: int = 0,
-        engage_session_seconds: float | None = None,
-        legacy_times: bool = False,
-        imported_events=None,
-        late_events=None,
-        late_received_ago: float = 0,
-        date_ahead: float = 0,
-        kind_change_from: str | None = None,
-        property_kinds: str = "plain",
-        extra_event_properties: int = 0,
-        lexicon_refuses: int | None = None,
-        strict_contract: bool = False,
-    ):
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, **switches) -> None:
+        """Any switch of switches.SWITCHES by name; the others keep their defaults."""
+        unknown = sorted(set(switches) - set(SWITCHES))
+        if unknown:
+            raise TypeError(f"MixpanelSimulator() got an unexpected keyword argument {unknown[0]!r}")
         self.host = host
         self.port = port
-        self.seed = seed
-        self.events_per_day = events_per_day
-        self.first_event_day = first_event_day
-        self.timezone = timezone
-        self.today = today
-        self.n_profiles = n_profiles
-        self.max_page_size = max_page_size
-        self.gzip = gzip
-        self.plan_refuses = set(plan_refuses)
-        self.retired = dict(retired or {})
-        self.auth_error_style = auth_error_style
-        self.faults = set(faults)
-        self.fault_attempts = fault_attempts
-        self.stall_seconds = stall_seconds
-        # Seconds sent as Retry-After on a faulty or injected export answer, so a test's retries come quickly.
-        self.fault_retry_after = fault_retry_after
-        self.cache_bodies = cache_bodies
-        self.n_funnels = n_funnels
-        self.n_cohorts = n_cohorts
-        self.n_groups = n_groups
-        # Odd answers of saved reports, group profiles, funnels and revenue: see insights_report(), group_profiles()
-        # and the funnels and revenue endpoints.
-        self.insights_odd_leaves = list(insights_odd_leaves)
-        self.insights_without_dates = set(insights_without_dates)
-        self.odd_group_ids = list(odd_group_ids)
-        self.odd_date_keys = dict(odd_date_keys or {})
-        # Mixpanel's budgets (off unless rate_limits): see limits.py.
-        self.rate_limits = rate_limits
-        self.rate_window_seconds = rate_window_seconds
-        self.query_per_window = query_per_window
-        self.query_concurrent = query_concurrent
-        self.query_latency = query_latency  # seconds a query runs (and counts as in flight)
-        self.others_in_flight = others_in_flight  # queries other clients of the project run right now
-        self.export_per_window = export_per_window
-        self.export_per_second = export_per_second
-        self.export_concurrent = export_concurrent
-        self.rate_retry_after = rate_retry_after
-        # Hostile answers, for the adversarial tests: see answer(), inject_export_lines() and extra_profiles.
-        self.engage_page_size_on_page_zero_only = engage_page_size_on_page_zero_only  # later pages omit page_size
-        self.expire_next_sessions = expire_next_sessions  # this many new engage sessions expire before page 1
-        self.engage_session_seconds = engage_session_seconds  # a session not asked for a page this long expires
-        self.extra_profiles: list[dict] = []  # engage profiles beyond the generated ones
-        # A project created before 2023: days are local days and `time` is the local wall time (true instants in
-        # true_times). Late events: {day: count} events of that day that reach Mixpanel when the switch is set, or
-        # late_received_ago seconds before it and are shown in the export only from then.
-        self.legacy_times = legacy_times
-        self.late_received_ago = late_received_ago
-        # Seconds the Date header of every answer runs ahead of the clock that stamps mp_processing_time_ms.
-        self.date_ahead = date_ahead
-        # Imported events: {day: {"share": s, "hours": h}}: that share of the day's events reached Mixpanel h hours late.
-        self.imported_events = dict(imported_events or {})
-        # Property kinds (docs/columns.md): build_number turns from integer to text on kind_change_from (None: the
-        # Monday of today's week); "hard" gives four properties a rare value of another kind; extra_event_properties
-        # adds that many properties to every event; lexicon_refuses answers the Lexicon schemas with that status.
-        self.kind_change_from = kind_change_from
-        self.property_kinds = property_kinds
-        self.extra_event_properties = extra_event_properties
-        self.lexicon_refuses = lexicon_refuses
-        # Refuse the connector's transitional departures too (contract.TRANSITIONAL: cohorts/list by GET, an export
-        # Accept-Encoding other than gzip); off until the connector keeps to the reference there.
-        self.strict_contract = strict_contract
+        self.extra_profiles: list[dict] = []  # engage profiles beyond the generated ones (faults.py)
         self.true_times: dict[str, int] = {}
         self._late_received: dict[str, tuple[int, int]] = {}
         self._answers: list[dict] = []
@@ -197,7 +44,6 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         self._spent_from_first: dict[str, tuple] = {}  # spend_budget(from_first_request=True), until that request
         self._attempts: dict[str, int] = {}
         self._lock = threading.RLock()
-        self.late_events = late_events or {}
         self._sessions: dict[str, list] = {}
         self._session_counter = 0
         self._session_last_page: dict[str, float] = {}
@@ -209,6 +55,10 @@ class MixpanelSimulator(EventData, ProfileData, ReportData, Faults, Limits):
         self._stopping = threading.Event()
         self._conns: set = set()
         self.url: str | None = None
+        # The switches last, and those the mixins keep behind a property (late_events) after the others they read.
+        for name in sorted(SWITCHES, key=lambda name: isinstance(getattr(type(self), name, None), property)):
+            switch = SWITCHES[name]
+            setattr(self, name, switch.value(switches.get(name, switch.default)))
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> "MixpanelSimulator":
