@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from integration_tests.conftest import CONNECTOR, configured_catalog, service_account_config  # noqa: E402
+from integration_tests.harness import CONNECTOR, configured_catalog, service_account_config  # noqa: E402
 from integration_tests.simulator import MixpanelSimulator  # noqa: E402
 
 STREAMS = ["engage", "cohorts", "cohort_members", "funnels", "revenue", "annotations"]

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import jsonschema
 import pytest
 
-from integration_tests.conftest import (
+from integration_tests.harness import (
     configured_catalog,
     forget_requests,
     project_secret_config,

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from integration_tests.conftest import configured_catalog, run_connector, service_account_config
+from integration_tests.harness import configured_catalog, run_connector, service_account_config
 from integration_tests.simulator import API_SECRET, SA_SECRET
 
 

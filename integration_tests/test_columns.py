@@ -5,14 +5,8 @@ import datetime as dt
 import json
 import re
 
-from integration_tests.conftest import (
-    column_map,
-    configured_catalog,
-    dedup_key,
-    run_connector,
-    service_account_config,
-    switched,
-)
+from integration_tests.harness import configured_catalog, run_connector, service_account_config, switched
+from integration_tests.oracles import column_map, dedup_key
 
 EXPORT_FIRST = ("time", "distinct_id", "$insert_id", "mp_processing_time_ms")
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?")

@@ -9,7 +9,13 @@ import pytest
 import requests
 
 from integration_tests import contract
-from integration_tests.conftest import configured_catalog, project_secret_config, run_connector, service_account_config, switched
+from integration_tests.harness import (
+    configured_catalog,
+    project_secret_config,
+    run_connector,
+    service_account_config,
+    switched,
+)
 from integration_tests.simulator import API_SECRET, PROJECT_ID, SA_SECRET, SA_USERNAME
 
 SA = (SA_USERNAME, SA_SECRET)

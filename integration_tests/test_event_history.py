@@ -6,10 +6,17 @@ import time
 
 import pytest
 
-from integration_tests.conftest import dedup_key, switched
+from integration_tests.harness import (
+    by_insert_id,
+    configured_catalog,
+    export_requests,
+    read_export,
+    run_connector,
+    service_account_config,
+    switched,
+)
+from integration_tests.oracles import dedup_key, expected_records
 from integration_tests.simulator import EVENT_NAMES
-from integration_tests.test_export import by_insert_id, expected_records, export_requests, read_export
-from integration_tests.conftest import configured_catalog, run_connector, service_account_config
 
 
 def iso(seconds):

@@ -4,8 +4,7 @@ import datetime as dt
 
 import pytest
 
-from integration_tests.conftest import service_account_config, switched
-from integration_tests.test_export import read_export
+from integration_tests.harness import read_export, service_account_config, switched
 
 
 def iso(seconds):

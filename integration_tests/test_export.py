@@ -7,54 +7,18 @@ from collections import Counter
 import jsonschema
 import pytest
 
-from integration_tests.conftest import (
-    column_map,
+from integration_tests.harness import (
+    by_insert_id,
     configured_catalog,
-    dedup_key,
-    forget_requests,
+    export_catalog,
+    export_requests,
+    read_export,
     run_connector,
     service_account_config,
     switched,
 )
+from integration_tests.oracles import expected_records
 from integration_tests.simulator import MixpanelSimulator
-
-FIRST_PROPERTIES = ("time", "distinct_id", "$insert_id", "mp_processing_time_ms")
-
-
-def expected_records(sim, first, last, events=None, keep_undiscovered=True):
-    columns = column_map(sim.event_property_names(), first=FIRST_PROPERTIES, reserved=["event", "dedup_key"])
-    records = []
-    for event in sim.export_truth(first, last, events):
-        record = {"event": event["event"], "dedup_key": dedup_key(event)}
-        for name, value in event["properties"].items():
-            if name in columns:
-                record[columns[name]] = value
-            elif keep_undiscovered:  # under its own name, with the others discovery did not list
-                record.setdefault("other_properties", {})[name] = value
-        record["time"] = dt.datetime.fromtimestamp(event["properties"]["time"], dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        records.append(record)
-    return records
-
-
-def by_insert_id(records):
-    return sorted(records, key=lambda r: (r["insert_id"], json.dumps(r, sort_keys=True)))
-
-
-def export_catalog(tmp_path, config, sync_mode="incremental"):
-    """The export's configured catalog from discover; the simulator's log then holds only what follows."""
-    (catalog_message,) = run_connector(tmp_path, "discover", config).of_type("CATALOG")
-    forget_requests(config)
-    return configured_catalog(catalog_message["catalog"], ["export"], sync_mode)
-
-
-def read_export(tmp_path, config, state=None, sync_mode="incremental", catalog=None):
-    catalog = catalog or export_catalog(tmp_path, config, sync_mode)
-    run = run_connector(tmp_path, "read", config, catalog=catalog, state=state)
-    return run, catalog["streams"][0]["stream"]["json_schema"]
-
-
-def export_requests(sim):
-    return [(r["params"]["from_date"], r["params"]["to_date"]) for r in sim.requests_to("/api/2.0/export")]
 
 
 def days(first, count):

@@ -6,7 +6,7 @@ import json
 import jsonschema
 import pytest
 
-from integration_tests.conftest import project_secret_config, run_connector, service_account_config, switched
+from integration_tests.harness import project_secret_config, run_connector, service_account_config, switched
 from integration_tests.simulator import API_SECRET, PROJECT_ID, SA_SECRET, SA_USERNAME
 
 # Saved configs of the 4.x connector, as Airbyte stores them.

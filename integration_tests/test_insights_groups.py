@@ -8,7 +8,8 @@ from collections import Counter
 import jsonschema
 import pytest
 
-from integration_tests.conftest import column_map, configured_catalog, run_connector, service_account_config, switched
+from integration_tests.harness import configured_catalog, failed_with, run_connector, service_account_config, switched
+from integration_tests.oracles import column_map
 from integration_tests.simulator import FUNNELS_BOOKMARK, INSIGHTS_REPORTS
 
 REPORTS = sorted(INSIGHTS_REPORTS)  # three breakdown levels, `$overall` at each, unicode values, an empty report
@@ -170,14 +171,6 @@ def test_a_plan_without_insights_fails_that_stream_loudly(tmp_path, sim):
 
 
 # ------------------------------------------------------------------ answers that do not fit the schema
-def failed_with(run, stream):
-    """The one error of this stream, once it ended INCOMPLETE and the sync failed."""
-    assert run.returncode != 0 and run.stream_statuses(stream)[-1] == "INCOMPLETE"
-    (error,) = [e for e in run.errors if e.get("stream_descriptor", {}).get("name") == stream]
-    assert error["failure_type"] == "system_error" and "Traceback" not in error["message"]
-    return error["message"]
-
-
 FIRST_DAY = "2024-01-01T00:00:00+00:00"  # the simulator's first date key
 
 

@@ -3,7 +3,8 @@
 import jsonschema
 import pytest
 
-from integration_tests.conftest import column_map, configured_catalog, run_connector, service_account_config, switched
+from integration_tests.harness import configured_catalog, run_connector, service_account_config, switched
+from integration_tests.oracles import column_map
 from integration_tests.simulator import MixpanelSimulator
 
 

@@ -2,12 +2,7 @@
 
 import pytest
 
-from integration_tests.conftest import (
-    project_secret_config,
-    run_connector,
-    service_account_config,
-    switched,
-)
+from integration_tests.harness import project_secret_config, run_connector, service_account_config, switched
 from integration_tests.simulator import MixpanelSimulator
 
 LEXICON, EXPORT = "/schemas", "/api/2.0/export"

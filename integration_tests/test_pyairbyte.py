@@ -21,11 +21,11 @@ os.environ["COLUMNS"] = "1000"  # PyAirbyte's warnings on one line each
 import airbyte  # noqa: E402 - after the environment above
 from sqlalchemy import text  # noqa: E402
 
-from integration_tests.conftest import CONNECTOR, column_map, service_account_config  # noqa: E402
+from integration_tests.harness import CONNECTOR, service_account_config  # noqa: E402
+from integration_tests.oracles import FIRST_PROPERTIES, column_map  # noqa: E402
 
 FIRST, LAST = "2025-04-01", "2025-04-03"
-REPORTS, GROUP_KEYS = [61001, 61002, 61004], [1, 2]
-FIRST_PROPERTIES = ("time", "distinct_id", "$insert_id", "mp_processing_time_ms")  # the optional streams too: saved Insights reports, group profiles
+REPORTS, GROUP_KEYS = [61001, 61002, 61004], [1, 2]  # the optional streams too: saved Insights reports, group profiles
 
 
 def table(cache, stream):

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from integration_tests.conftest import CONNECTOR, configured_catalog, run_connector, service_account_config, switched
+from integration_tests.harness import CONNECTOR, configured_catalog, run_connector, service_account_config, switched
 from integration_tests.simulator import MixpanelSimulator
 
 WINDOW = 4  # seconds standing in for Mixpanel's hour, in the simulator and the connector alike

@@ -8,8 +8,15 @@ import threading
 import jsonschema
 import pytest
 
-from integration_tests.conftest import CONNECTOR, configured_catalog, project_secret_config, run_connector, service_account_config, switched
-from integration_tests.test_insights_groups import failed_with
+from integration_tests.harness import (
+    CONNECTOR,
+    configured_catalog,
+    failed_with,
+    project_secret_config,
+    run_connector,
+    service_account_config,
+    switched,
+)
 
 
 def read(tmp_path, config, streams, state=None, sync_mode="incremental"):

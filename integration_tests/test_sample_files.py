@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from integration_tests.conftest import run_connector
+from integration_tests.harness import run_connector
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_files"
 PAIRS = [("config.json", "configured_catalog.json"),
