@@ -16,7 +16,7 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import Erro
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from source_mixpanel import export_run
+from source_mixpanel import export_run, sync_run
 from source_mixpanel.export_lines import BrokenBody, NotAnEvent, events, gunzip, split_lines
 
 logger = logging.getLogger("airbyte")
@@ -147,17 +147,10 @@ def _length_unknown(response: requests.Response) -> bool:
     return not gzip and "Content-Length" not in headers and "chunked" not in (headers.get("Transfer-Encoding") or "").lower()
 
 
-_warned: set = set()
-_warned_lock = threading.Lock()
-
-
 def _warn_once(kind: str, message: str) -> None:
     """One WARN per sync for each kind of thing a sync cannot fix but should say."""
-    with _warned_lock:
-        if kind in _warned:
-            return
-        _warned.add(kind)
-    logger.warning(message)
+    if sync_run.current().first_time("export body", kind):
+        logger.warning(message)
 
 
 def export_range(response: requests.Response) -> str:

@@ -32,7 +32,7 @@ from airbyte_cdk.sources.streams.http.http_client import HttpClient
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_as_airbyte_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel import columns, discovery, export_run, state_file
+from source_mixpanel import columns, discovery, export_run, state_file, sync_run
 from source_mixpanel.budget import RequestBudget
 from source_mixpanel.cursors import WindowCursorFeed, keep_export_run, kept_without_cursor_value
 from source_mixpanel.partition_states import PartitionStateCadence
@@ -174,6 +174,7 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
         state: Optional[List[AirbyteStateMessage]] = None,
         config_path: Optional[str] = None,
     ) -> None:
+        self.run = sync_run.begin()  # this run's shared state (sync_run.py); a source built earlier kept its own
         manifest = copy.deepcopy(load_manifest())
         timeout = (config or {}).get("export_read_timeout")
         if timeout:
