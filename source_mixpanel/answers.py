@@ -15,7 +15,7 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import Erro
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel import sync_run
-from source_mixpanel.export_lines import has_long_digits
+from source_mixpanel.export.lines import has_long_digits
 
 logger = logging.getLogger("airbyte")
 

@@ -12,7 +12,7 @@ from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigr
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel import sync_run
-from source_mixpanel.export_run import STORAGE_CHOICES, STORAGE_KEY
+from source_mixpanel.export.history import STORAGE_CHOICES, STORAGE_KEY
 
 logger = logging.getLogger("airbyte")
 
@@ -64,7 +64,7 @@ class SavedStateCheck(StateMigration):
         return state
 
     def _check_storage(self, state: Mapping[str, Any]) -> None:
-        """A saved `time_storage` is read only while event_time_storage detects (export_run.ExportRun): then it must be a choice."""
+        """A saved `time_storage` is read only while event_time_storage detects (export.history.ExportRun): then it must be a choice."""
         saved = state.get(STORAGE_KEY)
         if saved is None or (self.config.get("event_time_storage") or "detect") != "detect":
             return

@@ -14,20 +14,20 @@ class SyncRun:
     """What one run shares between its components and threads; each part names the module that reads and writes it."""
 
     def __init__(self) -> None:
-        # budget_family: the quiet clock, from the run's start or its last RECORD or STATE (Airbyte's silence limit).
+        # budget.family: the quiet clock, from the run's start or its last RECORD or STATE (Airbyte's silence limit).
         self.started = time.monotonic()
         self.last_sign_of_life = float("-inf")  # none yet
-        # discovery: each endpoint's answer, each kind's rename map and the event property kinds, asked once a run.
+        # properties.discovery: each endpoint's answer, each kind's rename map and the event property kinds, asked once a run.
         self.discovery_lock = threading.Lock()
         self.discovery_answers: Dict[Tuple[str, str], Any] = {}
         self.property_names: Dict[Tuple[str, str], Any] = {}
         self.event_kinds: Dict[str, Dict[str, str]] = {}
         self.types_wanted = threading.Event()  # set by discover only
-        # columns: the configured catalog's schemas by stream, and each stream's StreamColumns (its misfit counts).
+        # properties.columns: the configured catalog's schemas by stream, and each stream's StreamColumns (its misfit counts).
         self.catalog_lock = threading.Lock()
         self.catalog_schemas: Optional[Dict[str, Any]] = None
         self.stream_columns: Dict[Tuple[str, int], Any] = {}
-        # export_run: the export's read history, begun by the source with the saved state.
+        # export.history: the export's read history, begun by the source with the saved state.
         self.export: Optional[Any] = None
         self._said: set = set()
         self._said_lock = threading.Lock()

@@ -12,10 +12,11 @@ import yaml
 from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel import budget_family, sync_run
-from source_mixpanel.budget import BudgetRetries, MixpanelBackoff, RequestBudget
-from source_mixpanel.budget_family import QUIET_WINDOWS, BudgetSpent, Family, duration, refused_limit, retry_after
-from source_mixpanel.plan import least_time, plan_lines
+from source_mixpanel import sync_run
+from source_mixpanel.budget import family as budget_family
+from source_mixpanel.budget.family import QUIET_WINDOWS, BudgetSpent, Family, duration, refused_limit, retry_after
+from source_mixpanel.budget.plan import least_time, plan_lines
+from source_mixpanel.budget.request_budget import BudgetRetries, MixpanelBackoff, RequestBudget
 
 MANIFEST = yaml.safe_load((Path(__file__).parent.parent / "manifest.yaml").read_text())
 HOURLY = "Query rate limit exceeded for project_id: 1. 1/5 queries running concurrently and 61/60 queries running in the last hour."

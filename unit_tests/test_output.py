@@ -1,4 +1,4 @@
-"""run.RecordWriter: records go out in batches of bytes, and never after a message that came behind them."""
+"""entrypoint.RecordWriter: records go out in batches of bytes, and never after a message that came behind them."""
 
 import inspect
 import io
@@ -9,7 +9,7 @@ from queue import Queue
 from airbyte_cdk.sources.concurrent_source.concurrent_source import ConcurrentSource
 
 from source_mixpanel import sync_run
-from source_mixpanel.run import PRINT_BUFFER, RecordWriter
+from source_mixpanel.entrypoint import PRINT_BUFFER, RecordWriter
 from source_mixpanel.source import RECORDS_IN_FLIGHT, SourceMixpanel
 from unit_tests.test_export_cursor import CONFIG
 

@@ -8,9 +8,11 @@ import requests
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ResponseAction
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel import columns, discovery, export_run, sync_run
+from source_mixpanel import sync_run
 from source_mixpanel.answers import AnswerCheck
-from source_mixpanel.budget_family import quiet_for, sign_of_life
+from source_mixpanel.budget.family import quiet_for, sign_of_life
+from source_mixpanel.export import history
+from source_mixpanel.properties import columns, discovery
 from source_mixpanel.source import SourceMixpanel
 from source_mixpanel.state_migrations import tell_4x_state
 
@@ -34,10 +36,10 @@ def discovery_answer(answer: dict) -> mock.Mock:
 
 def test_each_source_begins_a_run_of_its_own_that_every_component_reads():
     first = SourceMixpanel(config=CONFIG)
-    assert sync_run.current() is first.run and export_run.current(CONFIG) is first.run.export is first.export_run
+    assert sync_run.current() is first.run and history.current(CONFIG) is first.run.export is first.export_run
     second = SourceMixpanel(config=CONFIG)
     assert sync_run.current() is second.run is not first.run
-    assert export_run.current(CONFIG) is second.export_run is not first.export_run
+    assert history.current(CONFIG) is second.export_run is not first.export_run
 
 
 def test_a_second_source_allows_the_engage_restart_again():

@@ -16,8 +16,8 @@ from airbyte_cdk.models import ConfiguredAirbyteCatalog, FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel import sync_run
-from source_mixpanel.properties import OTHER_PROPERTIES, WITH_COLUMNS, PropertyNames
-from source_mixpanel.property_types import INT64_MAX, INT64_MIN, is_datetime
+from source_mixpanel.properties.kinds import INT64_MAX, INT64_MIN, is_datetime
+from source_mixpanel.properties.names import OTHER_PROPERTIES, WITH_COLUMNS, PropertyNames
 
 logger = logging.getLogger("airbyte")
 

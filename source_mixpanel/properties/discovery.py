@@ -16,12 +16,12 @@ from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel import sync_run
-from source_mixpanel.budget_family import BudgetSpent
-from source_mixpanel.export_body import SPOOL_ATTRIBUTE
-from source_mixpanel.export_lines import events, spooled_lines
-from source_mixpanel.export_run import DEDUP_KEY
-from source_mixpanel.properties import OTHER_PROPERTIES, WITH_COLUMNS, PropertyNames
-from source_mixpanel.property_types import COLUMN_SCHEMAS, FITS, column_kind, kind_of
+from source_mixpanel.budget.family import BudgetSpent
+from source_mixpanel.export.history import DEDUP_KEY
+from source_mixpanel.export.lines import events, spooled_lines
+from source_mixpanel.export.response import SPOOL_ATTRIBUTE
+from source_mixpanel.properties.kinds import COLUMN_SCHEMAS, FITS, column_kind, kind_of
+from source_mixpanel.properties.names import OTHER_PROPERTIES, WITH_COLUMNS, PropertyNames
 
 logger = logging.getLogger("airbyte")
 
@@ -100,7 +100,7 @@ FIRST_PROPERTIES = {"event": ("time", "distinct_id", "$insert_id", "mp_processin
 RESERVED_COLUMNS = {"event": ("event", DEDUP_KEY), "profile": ("distinct_id", "cohort_id"),
                     "group": ("group_id", "data_group_id")}
 
-# Mixpanel's profile property types as column kinds (property_types.COLUMN_SCHEMAS); "unknown" (and anything new)
+# Mixpanel's profile property types as column kinds (properties.kinds.COLUMN_SCHEMAS); "unknown" (and anything new)
 # gets no type restriction. Mixpanel writes profile datetimes without an offset.
 MIXPANEL_TYPES: Dict[str, str] = {"string": "string", "number": "number", "boolean": "boolean", "datetime": "datetime",
                                   "list": "array", "object": "object"}
@@ -243,7 +243,7 @@ def sample_kinds(requester: HttpRequester, config: Mapping[str, Any]) -> Dict[st
 
 def event_kinds(names: List[str], lexicon: HttpRequester, sample: HttpRequester, config: Mapping[str, Any]) -> Dict[str, str]:
     """Each listed event property's column kind: the Lexicon's unless the sample holds values that do not fit it
-    (then none, with a WARN naming both), else the sample's (property_types.column_kind). Asked once per run."""
+    (then none, with a WARN naming both), else the sample's (properties.kinds.column_kind). Asked once per run."""
     key, run = json.dumps(config, sort_keys=True, default=str), sync_run.current()
     with run.discovery_lock:
         if key in run.event_kinds:

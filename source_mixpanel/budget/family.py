@@ -71,7 +71,7 @@ FIRST_PROBE_WAIT = 5.0
 
 
 def sign_of_life() -> None:
-    """The run wrote a RECORD or STATE (run.RecordWriter): Airbyte sees it alive."""
+    """The run wrote a RECORD or STATE (entrypoint.RecordWriter): Airbyte sees it alive."""
     sync_run.current().last_sign_of_life = time.monotonic()
 
 
@@ -113,7 +113,7 @@ class BudgetSpent(AirbyteTracedException):
 class Family:
     """One of Mixpanel's budgets (query or export): the run's requests in its moving window, and the waits for it.
 
-    Python, with budget.RequestBudget, because the manifest's api_budget cannot keep these limits (budget.py says why).
+    Python, with budget.request_budget.RequestBudget, because the manifest's api_budget cannot keep these limits (budget/request_budget.py says why).
     """
 
     def __init__(self, name: str, paths: str, per_window: int, window: float, per_second: Optional[int] = None,

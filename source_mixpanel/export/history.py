@@ -24,7 +24,7 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel import sync_run
-from source_mixpanel.export_lines import events, spooled_lines, unix_time
+from source_mixpanel.export.lines import events, spooled_lines, unix_time
 
 logger = logging.getLogger("airbyte")
 
