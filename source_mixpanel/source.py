@@ -143,8 +143,8 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
 
     Python for the export timeout because the manifest schema takes only a number for read_timeout_in_seconds;
     for the budget because the manifest's api_budget is the CDK's HTTPAPIBudget, which cannot keep Mixpanel's
-    limits (budget/request_budget.py), so the factory is handed ours; for the plan that a read logs first (budget/plan.py); for a
-    STATE soon after every finished funnel (partition_states.py); and for a shorter queue of
+    limits (budget/request_budget.py), so the factory is handed ours; for the plan that a read logs first
+    (budget/plan.py); for a STATE soon after every finished funnel (partition_states.py); and for a shorter queue of
     records between threads and a cursor fed once per window (speed and memory, docs/operations.md, Performance).
     """
 

@@ -17,13 +17,13 @@ class SyncRun:
         # budget.family: the quiet clock, from the run's start or its last RECORD or STATE (Airbyte's silence limit).
         self.started = time.monotonic()
         self.last_sign_of_life = float("-inf")  # none yet
-        # properties.discovery: each endpoint's answer, each kind's rename map and the event property kinds, asked once a run.
+        # properties.discovery: each endpoint's answer, each kind's rename map, the event property kinds; asked once.
         self.discovery_lock = threading.Lock()
         self.discovery_answers: Dict[Tuple[str, str], Any] = {}
         self.property_names: Dict[Tuple[str, str], Any] = {}
         self.event_kinds: Dict[str, Dict[str, str]] = {}
         self.types_wanted = threading.Event()  # set by discover only
-        # properties.columns: the configured catalog's schemas by stream, and each stream's StreamColumns (its misfit counts).
+        # properties.columns: the configured catalog's schemas by stream, each stream's StreamColumns (misfit counts).
         self.catalog_lock = threading.Lock()
         self.catalog_schemas: Optional[Dict[str, Any]] = None
         self.stream_columns: Dict[Tuple[str, int], Any] = {}

@@ -1,4 +1,5 @@
-"""config/spec.py: config/validation.py takes every type, bound, choice, pattern and unique list from the spec: none is restated in Python."""
+"""config/spec.py: config/validation.py takes every type, bound, choice, pattern and unique list from the spec: none is
+restated in Python."""
 
 import copy
 

@@ -47,7 +47,8 @@ def package_imports(path: Path, modules: set) -> set:
                 inner = f"{base}.{alias.name}".lstrip(".")
                 found.add(inner if inner in modules else base)
         elif isinstance(node, ast.Import):
-            found |= {a.name.removeprefix("source_mixpanel").lstrip(".") for a in node.names if a.name.startswith("source_mixpanel")}
+            found |= {alias.name.removeprefix("source_mixpanel").lstrip(".") for alias in node.names
+                      if alias.name.startswith("source_mixpanel")}
     return found
 
 

@@ -113,7 +113,8 @@ class BudgetSpent(AirbyteTracedException):
 class Family:
     """One of Mixpanel's budgets (query or export): the run's requests in its moving window, and the waits for it.
 
-    Python, with budget.request_budget.RequestBudget, because the manifest's api_budget cannot keep these limits (budget/request_budget.py says why).
+    Python, with request_budget.RequestBudget, because the manifest's api_budget cannot keep these limits
+    (budget/request_budget.py says why).
     """
 
     def __init__(self, name: str, paths: str, per_window: int, window: float, per_second: Optional[int] = None,
