@@ -191,7 +191,7 @@ SOURCE_DIR = None  # --source: a checkout whose source_mixpanel is measured inst
 def connector_command() -> list:
     if SOURCE_DIR is not None:  # first on the path, ahead of the current directory and the installed package
         return [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(SOURCE_DIR)!r}); "
-                                      f"from source_mixpanel.run import run; run()"]
+                                      f"from source_mixpanel.entrypoint import run; run()"]
     exe = Path(sys.executable).parent / "source-mixpanel"
     if not exe.exists():
         raise BenchFailure(f"{exe} not found: install the connector into this environment (make install)")
@@ -458,7 +458,7 @@ threading.Thread.run = profiled_run
 main_profile = cProfile.Profile(time.thread_time)
 main_profile.enable()
 try:
-    from source_mixpanel.run import run
+    from source_mixpanel.entrypoint import run
     run(argv)
 finally:
     main_profile.disable()

@@ -3,7 +3,8 @@
 import gc
 
 # Importing the CDK makes about a million objects that live as long as the process; collecting while they are made
-# only costs start-up time (about a tenth of it, docs/operations.md, Performance). run.py freezes them once the source is built.
+# only costs start-up time (about a tenth of it, docs/operations.md, Performance). entrypoint.py freezes them once the
+# source is built.
 _collecting = gc.isenabled()
 gc.disable()
 try:

@@ -2,7 +2,6 @@
 
 import json
 import logging
-import threading
 from dataclasses import InitVar, dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, MutableMapping, Optional, Union
 from urllib.parse import parse_qsl, urlsplit
@@ -15,7 +14,8 @@ from airbyte_cdk.sources.streams.http.error_handlers import ErrorHandler
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel.export_lines import has_long_digits
+from source_mixpanel import sync_run
+from source_mixpanel.export.lines import has_long_digits
 
 logger = logging.getLogger("airbyte")
 
@@ -23,9 +23,6 @@ logger = logging.getLogger("airbyte")
 # Bad credentials (401, 403) and a plan's refusal (402) have their sentences in the manifest's filters; a rate limit
 # (429) and a timeout (408) are waited out and sent again.
 ANSWERED_BY_FILTERS = frozenset({401, 402, 403, 408, 429})
-
-_restarted_queries: set = set()
-_restarted_lock = threading.Lock()
 
 
 @dataclass
@@ -80,10 +77,7 @@ class AnswerCheck(ErrorHandler):
                                 "project_timezone to the timezone in Mixpanel's Project Settings > Overview.", answered)
         if status == 400 and continuation_page(asked):
             query = json.dumps({k: v for k, v in asked.items() if k not in ("session_id", "page")}, sort_keys=True)
-            with _restarted_lock:
-                first_time = query not in _restarted_queries
-                _restarted_queries.add(query)
-            if first_time:
+            if sync_run.current().first_time("engage restart", query):
                 logger.info(f"Mixpanel refused page {asked['page']} of an engage query ({text}): its session expired; "
                             f"reading the query again from page 0 (profiles already read come again).")
                 return ErrorResolution(ResponseAction.RESET_PAGINATION, FailureType.transient_error, text)

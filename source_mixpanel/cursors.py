@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional
 from airbyte_cdk.sources.streams.concurrent.cursor import ConcurrentCursor
 from airbyte_cdk.sources.types import Record
 
-from source_mixpanel import export_run
+from source_mixpanel.export import history
 
 logger = logging.getLogger("airbyte")
 
@@ -77,8 +77,8 @@ class WindowCursorFeed:
                            f"{end}): it is emitted as it is, and the state stops at the window's end.")
 
 
-def keep_export_run(cursor: ConcurrentCursor, run: export_run.ExportRun) -> None:
-    """The export cursor's state carries which days this run read whole and when (export_run.py). The CDK's cursor
+def keep_export_run(cursor: ConcurrentCursor, run: history.ExportRun) -> None:
+    """The export cursor's state carries which days this run read whole and when (export/history.py). The CDK's cursor
     has no hook for it: its window plan, its window close (before the state it emits) and its state converter (its
     own copy) are wrapped."""
     plan, close = cursor.stream_slices, cursor.close_partition
@@ -97,7 +97,7 @@ def keep_export_run(cursor: ConcurrentCursor, run: export_run.ExportRun) -> None
     to_state = converter.convert_to_state_message
 
     def with_read(field: Any, state: Any) -> Any:  # the CDK passes the saved read on: this run's word replaces it
-        message = {key: value for key, value in to_state(field, state).items() if key not in export_run.READ_KEYS}
+        message = {key: value for key, value in to_state(field, state).items() if key not in history.READ_KEYS}
         return {**message, **run.state_extras(message.get(field.cursor_field_key))}
 
     converter.convert_to_state_message = with_read

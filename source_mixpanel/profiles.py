@@ -9,15 +9,15 @@ from airbyte_cdk.sources.declarative.requesters.http_requester import HttpReques
 from airbyte_cdk.sources.declarative.transformations.transformation import RecordTransformation
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel.columns import StreamColumns, stream_columns
-from source_mixpanel.discovery import keeps_undiscovered, property_names
+from source_mixpanel.properties.columns import StreamColumns, stream_columns
+from source_mixpanel.properties.discovery import keeps_undiscovered, property_names
 
 
 @dataclass
 class ProfileShape(RecordTransformation):
     """Flattens an engage profile, a user's or a group's (`kind` group), to one record: its id under `id_column`,
     and `$properties` to the top level through the rename map of its kind, each value in its column when it fits
-    the column's type in the configured catalog (columns.py).
+    the column's type in the configured catalog (properties/columns.py).
 
     Python because the manifest's flattening cannot keep names that collide apart (see PropertyNames).
     """

@@ -2,7 +2,6 @@
 
 import ast
 import copy
-import functools
 import logging
 import re
 import time
@@ -11,7 +10,6 @@ from typing import Any, Iterator, List, Mapping, Optional
 from urllib.parse import urlsplit
 
 import requests_cache
-import yaml
 from airbyte_cdk.exception_handler import generate_failed_streams_error_message
 from airbyte_cdk.models import (
     AirbyteCatalog,
@@ -32,13 +30,15 @@ from airbyte_cdk.sources.streams.http.http_client import HttpClient
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_as_airbyte_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel import columns, discovery, export_run, state_file
-from source_mixpanel.budget import RequestBudget
+from source_mixpanel import state_file, sync_run
+from source_mixpanel.budget.plan import log_plan
+from source_mixpanel.budget.request_budget import RequestBudget
 from source_mixpanel.cursors import WindowCursorFeed, keep_export_run, kept_without_cursor_value
+from source_mixpanel.export import history
+from source_mixpanel.manifest import load_manifest
 from source_mixpanel.partition_states import PartitionStateCadence
-from source_mixpanel.plan import log_plan
+from source_mixpanel.properties import columns, discovery
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
 # Streams the manifest offers only when the config names what they read (its ConditionalStreams), and that field.
 OPTIONAL_STREAMS = {"insights": "insights_reports", "groups": "group_keys"}
 logger = logging.getLogger("airbyte")
@@ -138,32 +138,13 @@ def _send_naming_unreachable_hosts(client: HttpClient, request: Any, *args: Any,
 HttpClient._send_with_retry = _send_naming_unreachable_hosts
 
 
-@functools.lru_cache(maxsize=None)
-def load_manifest() -> Mapping[str, Any]:
-    """The packaged manifest, parsed once per process (config validation reads its spec too). Do not change it."""
-    # libyaml's loader where PyYAML has it: 10 ms against 80 ms for the pure-Python one, on every command.
-    return yaml.load(manifest_path().read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-
-
-def manifest_path() -> Path:
-    """The manifest inside the installed wheel, or at the root of a source checkout (editable install).
-
-    Always an absolute path: YamlDeclarativeSource would open a `manifest.yaml` in the current
-    directory first, and a stray file there would decide what runs.
-    """
-    for candidate in (_PACKAGE_DIR / "manifest.yaml", _PACKAGE_DIR.parent / "manifest.yaml"):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"manifest.yaml is missing from {_PACKAGE_DIR}: the package was built without it")
-
-
 class SourceMixpanel(ConcurrentDeclarativeSource):
     """The manifest, loaded by absolute path, with Mixpanel's request budgets kept for the whole run.
 
     Python for the export timeout because the manifest schema takes only a number for read_timeout_in_seconds;
     for the budget because the manifest's api_budget is the CDK's HTTPAPIBudget, which cannot keep Mixpanel's
-    limits (budget.py), so the factory is handed ours; for the plan that a read logs first (plan.py); for a
-    STATE soon after every finished funnel (partition_states.py); and for a shorter queue of
+    limits (budget/request_budget.py), so the factory is handed ours; for the plan that a read logs first
+    (budget/plan.py); for a STATE soon after every finished funnel (partition_states.py); and for a shorter queue of
     records between threads and a cursor fed once per window (speed and memory, docs/operations.md, Performance).
     """
 
@@ -174,6 +155,7 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
         state: Optional[List[AirbyteStateMessage]] = None,
         config_path: Optional[str] = None,
     ) -> None:
+        self.run = sync_run.begin()  # this run's shared state (sync_run.py); a source built earlier kept its own
         manifest = copy.deepcopy(load_manifest())
         timeout = (config or {}).get("export_read_timeout")
         if timeout:
@@ -188,11 +170,11 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
         self._constructor._api_budget = self.budget
         incremental = any(configured.stream.name == "export" and configured.sync_mode == SyncMode.incremental
                           for configured in (catalog.streams if catalog else []))
-        self.export_run = export_run.begin(self._config, self._connector_state_manager.get_stream_state("export", None),
+        self.export_run = history.begin(self._config, self._connector_state_manager.get_stream_state("export", None),
                                            incremental)
 
     def read_state(self, state_path: str) -> List[AirbyteStateMessage]:  # type: ignore[override]
-        """--state in any shape state_file takes: the CDK's reader takes only a list (run.py words a bad one first)."""
+        """--state in any shape state_file takes: the CDK's reader takes only a list (entrypoint.py words a bad one first)."""
         return state_file.parse(Path(state_path).read_text(encoding="utf-8")) if state_path else []
 
     def streams(self, config: Mapping[str, Any]) -> List[AbstractStream]:  # type: ignore[override]

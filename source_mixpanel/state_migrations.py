@@ -11,19 +11,18 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigration
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel.export_run import STORAGE_CHOICES, STORAGE_KEY
+from source_mixpanel import sync_run
+from source_mixpanel.export.history import STORAGE_CHOICES, STORAGE_KEY
 
 logger = logging.getLogger("airbyte")
 
 
-_warned_future_states: set = set()
-_told_4x_states: set = set()  # the streams are built twice a read (the plan, then the read): one line each
 
 
 def tell_4x_state(stream: str, sentence: str) -> None:
-    """One INFO line per stream whose saved state has 4.x's shape, saying how it resumes."""
-    if stream not in _told_4x_states:
-        _told_4x_states.add(stream)
+    """One INFO line per stream whose saved state has 4.x's shape, saying how it resumes (the streams are built twice
+    a read, for the plan and then the read: one line each)."""
+    if sync_run.current().first_time("4.x state", stream):
         logger.info(f"The saved state of {stream} {sentence}")
 
 
@@ -65,7 +64,7 @@ class SavedStateCheck(StateMigration):
         return state
 
     def _check_storage(self, state: Mapping[str, Any]) -> None:
-        """A saved `time_storage` is read only while event_time_storage detects (export_run.ExportRun): then it must be a choice."""
+        """A saved `time_storage` is read only while event_time_storage detects (export.history.ExportRun): then it must be a choice."""
         saved = state.get(STORAGE_KEY)
         if saved is None or (self.config.get("event_time_storage") or "detect") != "detect":
             return
@@ -83,8 +82,7 @@ class SavedStateCheck(StateMigration):
         if moment < today + datetime.timedelta(days=1):
             return value
         clamped = today.strftime(self.formats[0])
-        if self.stream not in _warned_future_states:
-            _warned_future_states.add(self.stream)
+        if sync_run.current().first_time("future state", self.stream):
             logger.warning(f"The saved state of {self.stream} is in the future ({self.cursor_field} {value}): the sync "
                            f"resumes from {clamped}, today in the project's timezone.")
         return clamped

@@ -12,10 +12,11 @@ import yaml
 from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel import budget_family
-from source_mixpanel.budget import BudgetRetries, MixpanelBackoff, RequestBudget
-from source_mixpanel.budget_family import QUIET_WINDOWS, BudgetSpent, Family, duration, refused_limit, retry_after
-from source_mixpanel.plan import least_time, plan_lines
+from source_mixpanel import sync_run
+from source_mixpanel.budget import family as budget_family
+from source_mixpanel.budget.family import QUIET_WINDOWS, BudgetSpent, Family, duration, refused_limit, retry_after
+from source_mixpanel.budget.plan import least_time, plan_lines
+from source_mixpanel.budget.request_budget import BudgetRetries, MixpanelBackoff, RequestBudget
 
 MANIFEST = yaml.safe_load((Path(__file__).parent.parent / "manifest.yaml").read_text())
 HOURLY = "Query rate limit exceeded for project_id: 1. 1/5 queries running concurrently and 61/60 queries running in the last hour."
@@ -25,8 +26,8 @@ HOURLY = "Query rate limit exceeded for project_id: 1. 1/5 queries running concu
 def quiet_since(monkeypatch):
     """Each test is a run that starts now and has written no RECORD nor STATE; quiet_since(s) moves its start s back."""
     def started(seconds_ago):
-        monkeypatch.setattr(budget_family, "_run_start", time.monotonic() - seconds_ago)
-    monkeypatch.setattr(budget_family, "_last_sign_of_life", float("-inf"))
+        monkeypatch.setattr(sync_run.current(), "started", time.monotonic() - seconds_ago)
+    monkeypatch.setattr(sync_run.current(), "last_sign_of_life", float("-inf"))
     started(0)
     return started
 

@@ -25,8 +25,8 @@ from airbyte_cdk.sources.streams.http.http_client import HttpClient
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel.answers import AnswerCheck
-from source_mixpanel.budget import BudgetRetries
-from source_mixpanel.run import message_to_string
+from source_mixpanel.budget.request_budget import BudgetRetries
+from source_mixpanel.entrypoint import message_to_string
 from source_mixpanel.source import SourceMixpanel
 from unit_tests.test_export_cursor import CONFIG
 
@@ -128,7 +128,7 @@ def test_every_request_takes_a_place_in_the_budget_and_a_cached_post_answer_take
 
 
 def test_a_requester_reads_stream_response_at_each_send_and_only_a_streamed_body_reaches_the_error_handler_unread(server):
-    # discovery.sample_kinds turns stream_response on after the factory built the requester; answers.AnswerCheck
+    # properties.discovery.sample_kinds turns stream_response on after the factory built the requester; answers.AnswerCheck
     # reads a 200 only when the CDK read it before the error handler (requests' _content_consumed).
     handler = _Recording()
     requester = HttpRequester(name="seams", url_base=server.url, path="/api/2.0/export", config={}, parameters={},
@@ -162,7 +162,7 @@ def test_the_chain_of_error_handlers_takes_its_retries_from_the_first_and_the_lo
 
 
 def test_the_cdks_retry_line_is_reworded_and_its_wait_is_the_backoff_plus_a_second(monkeypatch, caplog):
-    # source._RetryLineWording matches the CDK's line word for word; budget.MixpanelBackoff counts the extra second.
+    # source._RetryLineWording matches the CDK's line word for word; budget.request_budget.MixpanelBackoff counts the extra second.
     slept = []
     monkeypatch.setattr(rate_limiting.time, "sleep", slept.append)
     answer = requests.Response()
@@ -182,7 +182,7 @@ def test_the_cdks_retry_line_is_reworded_and_its_wait_is_the_backoff_plus_a_seco
 
 
 def test_the_entrypoint_writes_every_message_through_the_class_attribute_and_reads_state_through_the_source(monkeypatch):
-    # run.py installs message_to_string over AirbyteEntrypoint.airbyte_message_to_string, which the CDK calls by the
+    # entrypoint.py installs message_to_string over AirbyteEntrypoint.airbyte_message_to_string, which the CDK calls by the
     # class's name for check, discover and read, and through self for the rest; SourceMixpanel.read_state replaces
     # the CDK's reader, which the entrypoint calls on the source.
     run_source = inspect.getsource(AirbyteEntrypoint.run)

@@ -8,11 +8,11 @@ import requests
 from airbyte_cdk.models import ConfiguredAirbyteCatalogSerializer, FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel import columns
 from source_mixpanel.answers import ExactJsonDecoder
-from source_mixpanel.columns import StreamColumns
-from source_mixpanel.export_lines import events
-from source_mixpanel.properties import OTHER_PROPERTIES, WITH_COLUMNS, PropertyNames
+from source_mixpanel.export.lines import events
+from source_mixpanel.properties import columns
+from source_mixpanel.properties.columns import StreamColumns
+from source_mixpanel.properties.names import OTHER_PROPERTIES, WITH_COLUMNS, PropertyNames
 
 TIMESTAMP = {"type": ["null", "string"], "format": "date-time", "airbyte_type": "timestamp_without_timezone"}
 SCHEMA = {"properties": {

@@ -1,12 +1,13 @@
-"""config_spec.py: config.py takes every type, bound, choice, pattern and unique list from the spec: none is restated in Python."""
+"""config/spec.py: config/validation.py takes every type, bound, choice, pattern and unique list from the spec: none is
+restated in Python."""
 
 import copy
 
 import pytest
 
-from source_mixpanel import config as config_module
-from source_mixpanel.config import InvalidConfig, parse_day, validate_config
-from source_mixpanel.config_spec import SENTENCES, spec_properties
+from source_mixpanel.config import validation as config_module
+from source_mixpanel.config.spec import SENTENCES, spec_properties
+from source_mixpanel.config.validation import InvalidConfig, parse_day, validate_config
 
 GOOD = {"credentials": {"option_title": "Service Account", "username": "reader", "secret": "s3cr3t", "project_id": 42}}
 

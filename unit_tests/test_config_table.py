@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from source_mixpanel.source import manifest_path
+from source_mixpanel.manifest import manifest_path
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 HEADER = "| field | default | meaning |"

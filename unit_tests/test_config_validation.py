@@ -2,7 +2,7 @@
 
 import pytest
 
-from source_mixpanel.config import InvalidConfig, validate_config
+from source_mixpanel.config.validation import InvalidConfig, validate_config
 
 SERVICE_ACCOUNT = {"option_title": "Service Account", "username": "reader", "secret": "s3cr3t-value", "project_id": 42}
 GOOD = {"credentials": SERVICE_ACCOUNT, "start_date": "2025-01-01"}

@@ -14,12 +14,13 @@ import zlib
 
 import urllib3
 
-from source_mixpanel import export_run
-from source_mixpanel.export_body import SPOOL_ATTRIBUTE, ExportBodyCheck
-from source_mixpanel.export_records import ExportDecoder
-from source_mixpanel.export_lines import BrokenBody, NotAnEvent, events, unix_time
-from source_mixpanel.columns import StreamColumns
-from source_mixpanel.properties import PropertyNames
+from source_mixpanel.export import history
+from source_mixpanel.export.body import ExportBodyCheck
+from source_mixpanel.export.decoder import ExportDecoder
+from source_mixpanel.export.lines import BrokenBody, NotAnEvent, events, unix_time
+from source_mixpanel.export.response import SPOOL_ATTRIBUTE
+from source_mixpanel.properties.columns import StreamColumns
+from source_mixpanel.properties.names import PropertyNames
 
 GOOD = b'{"event":"a","properties":{"time":1,"$insert_id":"x"}}\n'
 
@@ -132,7 +133,7 @@ class _NoRequests:
 
 def _decoder(keep=True):
     config = {"select_properties_by_default": keep, "project_timezone": "UTC"}
-    export_run.begin(config, None, incremental=False)  # the run the decoder shares with the source
+    history.begin(config, None, incremental=False)  # the run the decoder shares with the source
     decoder = ExportDecoder(config=config, properties_requester=_NoRequests(), parameters={})
     names = PropertyNames(["time", "$insert_id", "$username", "userName"], first=["time", "$insert_id"], reserved=["event"])
     decoder._columns = StreamColumns("export", names, None, keep_new=keep)

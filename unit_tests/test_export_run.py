@@ -1,4 +1,4 @@
-"""export_run.py: the dedup key, legacy wall times and DST, the saved read, and the CDK details source.py wraps."""
+"""export/history.py: the dedup key, legacy wall times and DST, the saved read, and the CDK details source.py wraps."""
 
 import datetime
 import hashlib
@@ -12,8 +12,8 @@ import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel import export_run
-from source_mixpanel.export_run import ExportRun, ProjectClock, dedup_key
+from source_mixpanel.export import history
+from source_mixpanel.export.history import ExportRun, ProjectClock, dedup_key
 from unit_tests.test_export_cursor import export_stream, finish
 
 LA = ProjectClock("America/Los_Angeles")
@@ -45,7 +45,7 @@ def test_wall_times_become_true_instants_across_dst():
 def test_a_run_filters_only_the_days_the_last_run_read():
     saved = {"time": "2025-04-03T21:00:00Z", "read_at": "2025-04-04T06:00:00Z", "read_from": "2025-03-29"}
     run = ExportRun({"project_timezone": "UTC"}, saved, incremental=True)
-    assert run.cutoff_ms == 1743746400000 - export_run.MARGIN_MS
+    assert run.cutoff_ms == 1743746400000 - history.MARGIN_MS
     assert run.filters("2025-04-03", "2025-04-03") and run.filters("2025-03-25", "2025-03-29")
     assert not run.filters("2025-04-04", "2025-04-04") and not run.filters("2025-03-28", "2025-03-28")
     assert run.state_extras("2025-04-03T21:00:00Z") == {"read_at": "2025-04-04T06:00:00Z", "read_from": "2025-03-29"}
@@ -103,7 +103,7 @@ def test_this_runs_read_is_never_later_than_this_machines_clock_nor_the_receipts
     ahead.received_until(4102444800000)  # 2100-01-01
     ahead.read_whole(window("2025-04-01"))
     read_at = ahead.state_extras("2025-04-01T10:00:00Z")["read_at"]
-    assert read_at <= export_run._iso(time_module.time() - 5) and read_at >= export_run._iso(time_module.time() - 60)
+    assert read_at <= history._iso(time_module.time() - 5) and read_at >= history._iso(time_module.time() - 60)
     behind = ExportRun({}, None, incremental=True)  # Mixpanel's receipts say its clock is far behind both
     behind.planned(window("2025-04-01"))
     behind.requested(respond(), time_module.monotonic())
@@ -125,7 +125,7 @@ def test_the_export_state_carries_the_read_through_the_cdk_cursor():
     stream = export_stream(saved)
     assert stream.cursor.state == {"time": "2025-03-02T00:00:00Z", "read_at": "2025-03-04T00:00:00Z", "read_from": "2025-02-25"}
     saved_day, new_day = stream.generate_partitions()  # no lookback in this config
-    run = export_run.current({})
+    run = history.current({})
     run.requested(respond("Wed, 05 Mar 2025 10:00:00 GMT"), time_module.monotonic())
     run.received_until(1741176000000)  # 2025-03-05T12:00:00Z
     finish(stream.cursor, new_day, "2025-03-03T10:00:00Z")
@@ -161,7 +161,7 @@ PACIFIC, TOKYO, BERLIN_SUMMER = -7 * 3600, 9 * 3600, 2 * 3600
     (600, 0, None),  # both readings are the same instant
 ])
 def test_one_event_tells_the_storage_only_through_an_impossible_or_a_prompt_reading(delay, offset, told):
-    assert export_run.pointed_storage(delay, offset) == told
+    assert history.pointed_storage(delay, offset) == told
 
 
 def spooled(*groups):
@@ -188,7 +188,7 @@ def test_unclear_evidence_keeps_the_default_and_says_so(caplog, groups):
     run = ExportRun({"project_timezone": "Europe/Berlin"}, None, incremental=True)
     with caplog.at_level("INFO", logger="airbyte"):
         run.decide_storage(spooled(*groups), "2025-06-11..2025-06-11")
-    assert run.storage == export_run.DEFAULT_STORAGE == "utc" and run.state_extras(None) == {"time_storage": "utc"}
+    assert run.storage == history.DEFAULT_STORAGE == "utc" and run.state_extras(None) == {"time_storage": "utc"}
     (warning,) = [r for r in caplog.records if r.message.startswith("Event times:")]
     assert warning.levelname == "WARNING" and "do not tell how the project stores them" in warning.message
 
@@ -244,7 +244,7 @@ def test_a_window_at_offset_zero_is_not_read_for_detection():
 
 def counting_events(monkeypatch, during=None):
     """Counts the events detection reads, calling `during` before the first."""
-    scanned, events = [], export_run.events
+    scanned, events = [], history.events
 
     def counted(lines):
         for item in events(lines):
@@ -253,13 +253,13 @@ def counting_events(monkeypatch, during=None):
             scanned.append(item)
             yield item
 
-    monkeypatch.setattr(export_run, "events", counted)
+    monkeypatch.setattr(history, "events", counted)
     return scanned
 
 
 def test_detection_reads_a_bounded_number_of_events_when_few_tell(monkeypatch):
     scanned = counting_events(monkeypatch)
-    monkeypatch.setattr(export_run, "DETECTION_SCAN", 100, raising=False)
+    monkeypatch.setattr(history, "DETECTION_SCAN", 100, raising=False)
     run = ExportRun({"project_timezone": "Europe/Berlin"}, None, incremental=True)
     run.decide_storage(spooled((500, 30 * 86400)), "2025-06-11..2025-06-11")  # all imported: none tells
     assert len(scanned) == 100 and run.storage == "utc"

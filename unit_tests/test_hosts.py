@@ -4,7 +4,7 @@ import pytest
 import yaml
 from airbyte_cdk.sources.declarative.interpolation.interpolated_string import InterpolatedString
 
-from source_mixpanel.source import manifest_path
+from source_mixpanel.manifest import manifest_path
 
 RULES = yaml.safe_load(manifest_path().read_text())["spec"]["config_normalization_rules"]["transformations"]
 HOSTS = {field["path"][0]: field["value"] for rule in RULES for field in rule.get("fields", [])

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from airbyte_cdk.models.connector_metadata import MetadataFile
 
-from source_mixpanel.source import manifest_path
+from source_mixpanel.manifest import manifest_path
 from unit_tests.test_hosts import host
 
 ROOT = Path(__file__).resolve().parent.parent

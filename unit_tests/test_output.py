@@ -1,4 +1,4 @@
-"""run.RecordWriter: records go out in batches of bytes, and never after a message that came behind them."""
+"""entrypoint.RecordWriter: records go out in batches of bytes, and never after a message that came behind them."""
 
 import inspect
 import io
@@ -8,8 +8,8 @@ from queue import Queue
 
 from airbyte_cdk.sources.concurrent_source.concurrent_source import ConcurrentSource
 
-from source_mixpanel import budget_family
-from source_mixpanel.run import PRINT_BUFFER, RecordWriter
+from source_mixpanel import sync_run
+from source_mixpanel.entrypoint import PRINT_BUFFER, RecordWriter
 from source_mixpanel.source import RECORDS_IN_FLIGHT, SourceMixpanel
 from unit_tests.test_export_cursor import CONFIG
 
@@ -52,13 +52,13 @@ def test_a_batch_goes_out_once_it_is_large():
 
 def test_records_and_states_written_are_signs_of_life_and_log_lines_are_not(monkeypatch):
     monkeypatch.setattr("builtins.print", lambda text, end="\n": None)
-    monkeypatch.setattr(budget_family, "_last_sign_of_life", float("-inf"))
+    monkeypatch.setattr(sync_run.current(), "last_sign_of_life", float("-inf"))
     writer = RecordWriter(io.BytesIO())
     writer.write('{"type":"LOG","log":{"level":"INFO","message":"Waiting"}}')
     writer.write(b'{"type":"RECORD","n":1}')  # still in the batch: Airbyte has not seen it
-    assert budget_family._last_sign_of_life == float("-inf")
+    assert sync_run.current().last_sign_of_life == float("-inf")
     writer.write('{"type":"STATE","state":{}}')
-    assert budget_family._last_sign_of_life > 0
+    assert sync_run.current().last_sign_of_life > 0
 
 
 def test_the_queue_between_threads_is_the_shorter_one():

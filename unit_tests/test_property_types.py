@@ -1,8 +1,8 @@
-"""The kind rules of property_types.py, one test each, and the schema each column kind declares."""
+"""The kind rules of properties/kinds.py, one test each, and the schema each column kind declares."""
 
 import pytest
 
-from source_mixpanel.property_types import COLUMN_SCHEMAS, FITS, column_kind, is_datetime, kind_of
+from source_mixpanel.properties.kinds import COLUMN_SCHEMAS, FITS, column_kind, is_datetime, kind_of
 
 
 @pytest.mark.parametrize("value, kind", [

@@ -10,7 +10,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel import profiles
 from source_mixpanel.profiles import ProfileShape
-from source_mixpanel.properties import PropertyNames
+from source_mixpanel.properties.names import PropertyNames
 from source_mixpanel.reports import DateKeyedExtractor, InsightsNumbers
 
 

@@ -64,7 +64,7 @@ def split_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def spooled_lines(spool: IO[bytes]) -> Iterator[bytes]:
-    """The lines of a body spooled gzipped (export_body.ExportBodyCheck), from its start."""
+    """The lines of a body spooled gzipped (export.body.ExportBodyCheck), from its start."""
     spool.seek(0)
     yield from split_lines(gunzip(iter(lambda: spool.read(1 << 15), b"")))
 

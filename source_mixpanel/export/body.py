@@ -6,8 +6,7 @@ import threading
 import time
 import zlib
 from dataclasses import InitVar, dataclass, field
-from typing import IO, Any, Dict, Iterator, Mapping, Optional, Tuple, Union
-from urllib.parse import parse_qsl, urlsplit
+from typing import IO, Any, Dict, Iterator, Mapping, Optional, Union
 
 import requests
 from airbyte_cdk.models import FailureType
@@ -16,14 +15,14 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import Erro
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from source_mixpanel import export_run
-from source_mixpanel.export_lines import BrokenBody, NotAnEvent, events, gunzip, split_lines
+from source_mixpanel import sync_run
+from source_mixpanel.export import history
+from source_mixpanel.export.lines import BrokenBody, NotAnEvent, events, gunzip, split_lines
+from source_mixpanel.export.response import SENT_ATTRIBUTE, SPOOL_ATTRIBUTE, window_of
 
 logger = logging.getLogger("airbyte")
 
 
-SPOOL_ATTRIBUTE = "_mixpanel_export_spool"
-SENT_ATTRIBUTE = "_mixpanel_export_sent"  # when the request that the spooled body answers was sent (monotonic)
 
 
 @dataclass
@@ -48,7 +47,7 @@ class ExportBodyCheck(ErrorHandler):
         response = response_or_exception
         if not isinstance(response, requests.Response) or response.status_code != 200:
             return None
-        window = export_range(response)
+        window = str(window_of(response))
         setattr(response, SENT_ATTRIBUTE, time.monotonic() - response.elapsed.total_seconds())
         try:
             spool = tempfile.TemporaryFile()
@@ -83,7 +82,7 @@ class ExportBodyCheck(ErrorHandler):
             _warn_once("unsized", "The export answered without a length, chunks or gzip (its body ends where the "
                                   "connection closes): such bodies are read, but their completeness cannot be checked.")
         setattr(response, SPOOL_ATTRIBUTE, spool)
-        export_run.current(self.config).requested(response, getattr(response, SENT_ATTRIBUTE))
+        history.current(self.config).requested(response, getattr(response, SENT_ATTRIBUTE))
         return ErrorResolution(response_action=ResponseAction.SUCCESS)
 
     def _not_an_event(self, window: str, not_an_event: NotAnEvent) -> ErrorResolution:
@@ -147,27 +146,8 @@ def _length_unknown(response: requests.Response) -> bool:
     return not gzip and "Content-Length" not in headers and "chunked" not in (headers.get("Transfer-Encoding") or "").lower()
 
 
-_warned: set = set()
-_warned_lock = threading.Lock()
-
-
 def _warn_once(kind: str, message: str) -> None:
     """One WARN per sync for each kind of thing a sync cannot fix but should say."""
-    with _warned_lock:
-        if kind in _warned:
-            return
-        _warned.add(kind)
-    logger.warning(message)
+    if sync_run.current().first_time("export body", kind):
+        logger.warning(message)
 
-
-def export_range(response: requests.Response) -> str:
-    """The days a window asked for, as from..to, for messages."""
-    params = requests.utils.urlparse(response.url).query if response.url else ""
-    query = dict(part.split("=", 1) for part in params.split("&") if "=" in part)
-    return f"{query.get('from_date', '?')}..{query.get('to_date', '?')}"
-
-
-def window_days(response: requests.Response) -> Tuple[str, str]:
-    """A window's first and last day as asked (YYYY-MM-DD each)."""
-    query = dict(parse_qsl(urlsplit(response.url or "").query))
-    return query.get("from_date", ""), query.get("to_date", "")

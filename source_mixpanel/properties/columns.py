@@ -15,8 +15,9 @@ from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tupl
 from airbyte_cdk.models import ConfiguredAirbyteCatalog, FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel.properties import OTHER_PROPERTIES, WITH_COLUMNS, PropertyNames
-from source_mixpanel.property_types import INT64_MAX, INT64_MIN, is_datetime
+from source_mixpanel import sync_run
+from source_mixpanel.properties.kinds import INT64_MAX, INT64_MIN, is_datetime
+from source_mixpanel.properties.names import OTHER_PROPERTIES, WITH_COLUMNS, PropertyNames
 
 logger = logging.getLogger("airbyte")
 
@@ -31,37 +32,27 @@ _JSON_KINDS: Dict[str, FrozenSet[type]] = {
 _DESELECTED = object()
 
 
-class _Catalog:
-    """The JSON schemas of the run's configured catalog, by stream; None where the run has no catalog (check,
-    discover) or the stream's schema lists no properties (a hand-written `{}`): those streams stay untyped."""
-
-    def __init__(self) -> None:
-        self.schemas: Optional[Dict[str, Mapping[str, Any]]] = None
-        self.lock = threading.Lock()
-        self.streams: Dict[Tuple[str, int], "StreamColumns"] = {}
-
-
-_catalog = _Catalog()
-
-
 def configure(catalog: Optional[ConfiguredAirbyteCatalog]) -> None:
-    """Takes the run's configured catalog (SourceMixpanel.read), before any record is shaped."""
-    with _catalog.lock:
-        _catalog.schemas = None if catalog is None else {
+    """Takes the run's configured catalog (SourceMixpanel.read), before any record is shaped: the JSON schemas by
+    stream; none where the run has no catalog (check, discover) or the stream's schema lists no properties (a
+    hand-written `{}`): those streams stay untyped."""
+    run = sync_run.current()
+    with run.catalog_lock:
+        run.catalog_schemas = None if catalog is None else {
             configured.stream.name: configured.stream.json_schema or {} for configured in catalog.streams}
-        _catalog.streams.clear()
+        run.stream_columns.clear()
 
 
 def stream_columns(stream: str, names: PropertyNames, keep_new: bool = True,
                    computed: Iterable[str] = ()) -> "StreamColumns":
     """The one StreamColumns of a stream for this run. `computed` columns are replaced after shaping (the export's
     `time`), so their raw value is not judged."""
-    key = (stream, id(names))
-    with _catalog.lock:
-        columns = _catalog.streams.get(key)
+    key, run = (stream, id(names)), sync_run.current()
+    with run.catalog_lock:
+        columns = run.stream_columns.get(key)
         if columns is None:
-            schema = (_catalog.schemas or {}).get(stream)
-            columns = _catalog.streams[key] = StreamColumns(stream, names, schema, keep_new, tuple(computed))
+            schema = (run.catalog_schemas or {}).get(stream)
+            columns = run.stream_columns[key] = StreamColumns(stream, names, schema, keep_new, tuple(computed))
         return columns
 
 
@@ -183,8 +174,9 @@ class StreamColumns:
 
 def misfit_summary(stream: str) -> str:
     """`; N values of M properties went to other_properties ...` for the stream's completion line, or ''."""
-    with _catalog.lock:
-        counts = [count for (name, _), columns in _catalog.streams.items() if name == stream
+    run = sync_run.current()
+    with run.catalog_lock:
+        counts = [count for (name, _), columns in run.stream_columns.items() if name == stream
                   for count in columns.misfits.values()]
     if not counts:
         return ""

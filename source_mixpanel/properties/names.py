@@ -43,7 +43,7 @@ class PropertyNames:
     not ASCII, see readable()), and discovered names that would then meet downstream (`$username` and
     `userName`, `Page Title` and `page_title`: one collision_key) are told apart by a `_` prefix on the later
     one. `first` names (the fields a stream promises) get their columns first, discovered or not; the other
-    discovered names follow, sorted. Which value goes where at read is columns.StreamColumns' business.
+    discovered names follow, sorted. Which value goes where at read is properties.columns.StreamColumns' business.
     """
 
     def __init__(self, discovered: Iterable[str], first: Iterable[str] = (), reserved: Iterable[str] = (),

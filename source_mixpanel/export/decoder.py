@@ -14,12 +14,12 @@ from airbyte_cdk.sources.declarative.decoders.decoder import Decoder
 from airbyte_cdk.sources.declarative.requesters.http_requester import HttpRequester
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel import export_run
-from source_mixpanel.columns import StreamColumns, stream_columns
-from source_mixpanel.discovery import keeps_undiscovered, property_names
-from source_mixpanel.export_body import SENT_ATTRIBUTE, SPOOL_ATTRIBUTE, export_range, window_days
-from source_mixpanel.export_lines import BrokenBody, NotAnEvent, events, spooled_lines, unix_time
-from source_mixpanel.export_run import DEDUP_KEY
+from source_mixpanel.export import history
+from source_mixpanel.export.history import DEDUP_KEY
+from source_mixpanel.export.lines import BrokenBody, NotAnEvent, events, spooled_lines, unix_time
+from source_mixpanel.export.response import SENT_ATTRIBUTE, SPOOL_ATTRIBUTE, Window, window_of
+from source_mixpanel.properties.columns import StreamColumns, stream_columns
+from source_mixpanel.properties.discovery import keeps_undiscovered, property_names
 
 logger = logging.getLogger("airbyte")
 
@@ -27,7 +27,7 @@ logger = logging.getLogger("airbyte")
 @dataclass
 class ExportDecoder(Decoder):
     """Parses the spooled export body and shapes each record in the same pass: its dedup key, its true time, and
-    none of the events the last run already delivered from days it read (export_run.py).
+    none of the events the last run already delivered from days it read (export/history.py).
 
     Python because no manifest decoder rejoins records split over lines or fails loudly on a line
     that will not parse (JsonlDecoder skips it), and because shaping here with orjson is measurably
@@ -54,18 +54,19 @@ class ExportDecoder(Decoder):
             names = property_names("event", self.properties_requester, self.config)
             # `time` is replaced by its ISO text after shaping: its raw Unix seconds are not judged against the column.
             self._columns = stream_columns("export", names, keeps_undiscovered(self.config), computed=("time",))
-        run = export_run.current(self.config)
+        run, window = history.current(self.config), window_of(response)
         try:
-            run.decide_storage(spool, export_range(response))
-            yield from self._records(spool, response, run)
+            run.decide_storage(spool, str(window))
+            yield from self._records(spool, response, window, run)
         finally:
             spool.close()
 
-    def _records(self, spool: IO[bytes], response: requests.Response, run: export_run.ExportRun) -> Generator[MutableMapping[str, Any], None, None]:
-        shape, key, iso = self._columns.shape, export_run.dedup_key, _IsoSeconds()
+    def _records(self, spool: IO[bytes], response: requests.Response, window: Window,
+                 run: history.ExportRun) -> Generator[MutableMapping[str, Any], None, None]:
+        shape, key, iso = self._columns.shape, history.dedup_key, _IsoSeconds()
         true_time = run.true_time if run.storage == "project_timezone" else None
-        # Days the last run read: only what Mixpanel received since comes out again (export_run.py).
-        low, high = run.reread if run.filters(*window_days(response)) else (0.0, 0.0)
+        # Days the last run read: only what Mixpanel received since comes out again (export/history.py).
+        low, high = run.reread if run.filters(window.first, window.last) else (0.0, 0.0)
         cutoff = run.cutoff_ms or 0
         count = delivered = newest_received = 0
         try:
@@ -88,11 +89,11 @@ class ExportDecoder(Decoder):
                 count += 1
                 yield record
         except (NotAnEvent, BrokenBody) as problem:  # the body check read this same spool and passed it
-            message = f"The export of {export_range(response)} changed between its check and its reading ({problem}): this is a connector bug."
+            message = f"The export of {window} changed between its check and its reading ({problem}): this is a connector bug."
             raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
         if newest_received:
             run.received_until(newest_received)
-        _log_window(response, spool, count, delivered)
+        _log_window(response, window, spool, count, delivered)
 
 
 class _IsoSeconds(dict):
@@ -109,11 +110,11 @@ class _IsoSeconds(dict):
         return text
 
 
-def _log_window(response: requests.Response, spool: IO[bytes], records: int, delivered: int) -> None:
+def _log_window(response: requests.Response, window: Window, spool: IO[bytes], records: int, delivered: int) -> None:
     """One INFO line per finished export window: its days, its records, the seconds from request to last record, and
     the temporary disk its body took."""
     try:
-        first, last = (datetime.date.fromisoformat(day) for day in window_days(response))
+        first, last = datetime.date.fromisoformat(window.first), datetime.date.fromisoformat(window.last)
         days = f"{(last - first).days + 1} day{'s' if last > first else ''}"
     except ValueError:
         days = "days unknown"
@@ -122,5 +123,5 @@ def _log_window(response: requests.Response, spool: IO[bytes], records: int, del
     again = (f"; {delivered:,} events of days the last sync read, received before it read them, were delivered then"
              if delivered else "")
     disk = spool.seek(0, io.SEEK_END) / 1e6
-    logger.info(f"Export of {export_range(response)} done ({days}): {records:,} records in {seconds:.1f} s{rate}{again}; "
+    logger.info(f"Export of {window} done ({days}): {records:,} records in {seconds:.1f} s{rate}{again}; "
                 f"its body took {disk:,.1f} MB of temporary disk (gzipped).")

@@ -13,6 +13,8 @@ import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_mixpanel import sync_run
+
 logger = logging.getLogger("airbyte")
 
 
@@ -63,27 +65,26 @@ def retry_after(response: requests.Response, longest: float) -> Optional[float]:
 # whatever it logs. No wait ends later than this many windows (2 h 45 min) after the run's start or its last RECORD
 # or STATE: that leaves 15 minutes for the request that follows (a query silent for 5 min, an export for 10, is retried).
 QUIET_WINDOWS = 2.75
-_run_start = time.monotonic()  # the quiet clock's start, until the run writes a RECORD or STATE
-_last_sign_of_life = float("-inf")  # none yet
 # The run's first request of a family goes alone for at most this long: a large export day can take minutes before
 # Mixpanel sends its headers, and a budget spent elsewhere answers 429 at once.
 FIRST_PROBE_WAIT = 5.0
 
 
 def sign_of_life() -> None:
-    """The run wrote a RECORD or STATE (run.RecordWriter): Airbyte sees it alive."""
-    global _last_sign_of_life
-    _last_sign_of_life = time.monotonic()
+    """The run wrote a RECORD or STATE (entrypoint.RecordWriter): Airbyte sees it alive."""
+    sync_run.current().last_sign_of_life = time.monotonic()
 
 
 def quiet_deadline(window: float) -> float:
     """When a wait must have ended: QUIET_WINDOWS windows after the run's start or its last RECORD or STATE."""
-    return max(_run_start, _last_sign_of_life) + QUIET_WINDOWS * window
+    run = sync_run.current()
+    return max(run.started, run.last_sign_of_life) + QUIET_WINDOWS * window
 
 
 def quiet_for() -> float:
     """Seconds since the run's start or its last RECORD or STATE, whichever came later."""
-    return time.monotonic() - max(_run_start, _last_sign_of_life)
+    run = sync_run.current()
+    return time.monotonic() - max(run.started, run.last_sign_of_life)
 
 
 def too_quiet(cause: str) -> str:
@@ -112,7 +113,8 @@ class BudgetSpent(AirbyteTracedException):
 class Family:
     """One of Mixpanel's budgets (query or export): the run's requests in its moving window, and the waits for it.
 
-    Python, with budget.RequestBudget, because the manifest's api_budget cannot keep these limits (budget.py says why).
+    Python, with request_budget.RequestBudget, because the manifest's api_budget cannot keep these limits
+    (budget/request_budget.py says why).
     """
 
     def __init__(self, name: str, paths: str, per_window: int, window: float, per_second: Optional[int] = None,

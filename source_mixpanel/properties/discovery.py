@@ -4,7 +4,6 @@ import datetime
 import io
 import json
 import logging
-import threading
 import time
 from dataclasses import InitVar, dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
@@ -16,32 +15,29 @@ from airbyte_cdk.sources.declarative.schema.schema_loader import SchemaLoader
 from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel.budget_family import BudgetSpent
-from source_mixpanel.export_body import SPOOL_ATTRIBUTE
-from source_mixpanel.export_lines import events, spooled_lines
-from source_mixpanel.export_run import DEDUP_KEY
-from source_mixpanel.properties import OTHER_PROPERTIES, WITH_COLUMNS, PropertyNames
-from source_mixpanel.property_types import COLUMN_SCHEMAS, FITS, column_kind, kind_of
+from source_mixpanel import sync_run
+from source_mixpanel.budget.family import BudgetSpent
+from source_mixpanel.export.history import DEDUP_KEY
+from source_mixpanel.export.lines import events, spooled_lines
+from source_mixpanel.export.response import SPOOL_ATTRIBUTE
+from source_mixpanel.properties.kinds import COLUMN_SCHEMAS, FITS, column_kind, kind_of
+from source_mixpanel.properties.names import OTHER_PROPERTIES, WITH_COLUMNS, PropertyNames
 
 logger = logging.getLogger("airbyte")
-
-
-_discovery_cache: Dict[Tuple[str, str], Any] = {}
-_discovery_lock = threading.Lock()
 
 
 def discover(kind: str, requester: HttpRequester, config: Mapping[str, Any]) -> Mapping[str, Any]:
     """The answer of a property discovery endpoint, asked once per run (the schema and the records share it). Group
     properties are asked once per group key and answered together, so that the groups stream has one rename map."""
-    key = (kind, json.dumps(config, sort_keys=True, default=str))
-    with _discovery_lock:
-        if key not in _discovery_cache:
+    key, run = (kind, json.dumps(config, sort_keys=True, default=str)), sync_run.current()
+    with run.discovery_lock:
+        if key not in run.discovery_answers:
             if kind == "group":
-                _discovery_cache[key] = _together([_discovery_answer(kind, requester, {"data_group_id": group_key})
-                                                   for group_key in config.get("group_keys") or []])
+                run.discovery_answers[key] = _together([_discovery_answer(kind, requester, {"data_group_id": group_key})
+                                                        for group_key in config.get("group_keys") or []])
             else:
-                _discovery_cache[key] = _discovery_answer(kind, requester)
-        return _discovery_cache[key]
+                run.discovery_answers[key] = _discovery_answer(kind, requester)
+        return run.discovery_answers[key]
 
 
 def _together(answers: List[Mapping[str, Any]]) -> Mapping[str, Any]:
@@ -104,28 +100,25 @@ FIRST_PROPERTIES = {"event": ("time", "distinct_id", "$insert_id", "mp_processin
 RESERVED_COLUMNS = {"event": ("event", DEDUP_KEY), "profile": ("distinct_id", "cohort_id"),
                     "group": ("group_id", "data_group_id")}
 
-# Mixpanel's profile property types as column kinds (property_types.COLUMN_SCHEMAS); "unknown" (and anything new)
+# Mixpanel's profile property types as column kinds (properties.kinds.COLUMN_SCHEMAS); "unknown" (and anything new)
 # gets no type restriction. Mixpanel writes profile datetimes without an offset.
 MIXPANEL_TYPES: Dict[str, str] = {"string": "string", "number": "number", "boolean": "boolean", "datetime": "datetime",
                                   "list": "array", "object": "object"}
 
 
-_names_cache: Dict[Tuple[str, str], PropertyNames] = {}
-
-
 def property_names(kind: str, requester: HttpRequester, config: Mapping[str, Any]) -> PropertyNames:
     """The one rename map of a run for events, for profiles (engage and cohort_members share it) or for groups."""
-    key = (kind, json.dumps(config, sort_keys=True, default=str))
+    key, run = (kind, json.dumps(config, sort_keys=True, default=str)), sync_run.current()
     answer = discover(kind, requester, config)
-    with _discovery_lock:
-        if key not in _names_cache:
-            _names_cache[key] = PropertyNames(
+    with run.discovery_lock:
+        if key not in run.property_names:
+            run.property_names[key] = PropertyNames(
                 PROPERTY_DISCOVERY[kind](answer),
                 first=FIRST_PROPERTIES[kind],
                 reserved=RESERVED_COLUMNS[kind],
                 kind=kind,
             )
-        return _names_cache[key]
+        return run.property_names[key]
 
 
 def keeps_undiscovered(config: Mapping[str, Any]) -> bool:
@@ -134,12 +127,9 @@ def keeps_undiscovered(config: Mapping[str, Any]) -> bool:
 
 
 # ------------------------------------------------------------------ event property types (discover only)
-_types_wanted = threading.Event()
-
-
 def declare_types() -> None:
     """This run is a discover: event property columns get types (the Lexicon, a sample); check and read ask neither."""
-    _types_wanted.set()
+    sync_run.current().types_wanted.set()
 
 
 def sample_week(config: Mapping[str, Any]) -> Tuple[datetime.date, datetime.date]:
@@ -253,11 +243,11 @@ def sample_kinds(requester: HttpRequester, config: Mapping[str, Any]) -> Dict[st
 
 def event_kinds(names: List[str], lexicon: HttpRequester, sample: HttpRequester, config: Mapping[str, Any]) -> Dict[str, str]:
     """Each listed event property's column kind: the Lexicon's unless the sample holds values that do not fit it
-    (then none, with a WARN naming both), else the sample's (property_types.column_kind). Asked once per run."""
-    key = json.dumps(config, sort_keys=True, default=str)
-    with _discovery_lock:
-        if key in _kinds_cache:
-            return _kinds_cache[key]
+    (then none, with a WARN naming both), else the sample's (properties.kinds.column_kind). Asked once per run."""
+    key, run = json.dumps(config, sort_keys=True, default=str), sync_run.current()
+    with run.discovery_lock:
+        if key in run.event_kinds:
+            return run.event_kinds[key]
         said, seen = lexicon_kinds(lexicon, config), sample_kinds(sample, config)
         kinds: Dict[str, str] = {}
         for name in names:
@@ -272,11 +262,8 @@ def event_kinds(names: List[str], lexicon: HttpRequester, sample: HttpRequester,
                                f"{' and '.join(sorted(held))} values: its column gets no type.")
             if kind is not None:
                 kinds[name] = kind
-        _kinds_cache[key] = kinds
+        run.event_kinds[key] = kinds
         return kinds
-
-
-_kinds_cache: Dict[str, Dict[str, str]] = {}
 
 
 @dataclass
@@ -302,7 +289,7 @@ class DiscoveredSchemaLoader(SchemaLoader):
         types = PROPERTY_DISCOVERY[self.kind](discover(self.kind, self.properties_requester, self.config))
         names = property_names(self.kind, self.properties_requester, self.config)
         kinds = {raw: MIXPANEL_TYPES.get(kind) for raw, kind in types.items() if kind}
-        if self.sample_requester is not None and _types_wanted.is_set():
+        if self.sample_requester is not None and sync_run.current().types_wanted.is_set():
             kinds = event_kinds(list(names.columns), self.lexicon_requester, self.sample_requester, self.config)
         properties: Dict[str, Any] = {
             column: {**COLUMN_SCHEMAS.get(kinds.get(raw), {}), **({"title": raw} if column != raw else {})}

@@ -2,7 +2,7 @@
 
 Python because the manifest cannot say it: in airbyte-cdk 7.39 the CDK's PredicateValidator crashes, a custom validator's
 ValueError surfaces as a system_error, and a bad num_workers crashes before spec validation. It runs in the entry point.
-Types, bounds, choices, patterns and unique lists are the spec's (manifest.yaml), checked and worded in config_spec.py.
+Types, bounds, choices, patterns and unique lists are the spec's (manifest.yaml), checked and worded in config/spec.py.
 This module adds what a JSON schema cannot state, field by field in the spec's order (OWN_RULES): real calendar dates
 from 1970, an end on or after the start, a timezone spelled as zoneinfo spells it, a base URL's shape (https but to
 loopback), and the shapes credentials have had.
@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytz
 
-from source_mixpanel.config_spec import NOT_A_BASE_URL, NOT_A_DATE, NOT_A_TIMEZONE, SENTENCES, broken_rule, spec_properties
+from source_mixpanel.config.spec import NOT_A_BASE_URL, NOT_A_DATE, NOT_A_TIMEZONE, SENTENCES, broken_rule, spec_properties
 
 SERVICE_ACCOUNT = "Service Account"
 PROJECT_SECRET = "Project Secret"

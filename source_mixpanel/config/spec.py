@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 
 import jsonschema
 
-from source_mixpanel.source import load_manifest
+from source_mixpanel.manifest import load_manifest
 
 
 def spec_properties() -> Mapping[str, Any]:

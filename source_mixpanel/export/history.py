@@ -23,7 +23,8 @@ import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_mixpanel.export_lines import events, spooled_lines, unix_time
+from source_mixpanel import sync_run
+from source_mixpanel.export.lines import events, spooled_lines, unix_time
 
 logger = logging.getLogger("airbyte")
 
@@ -363,17 +364,12 @@ def _after(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min {'before' if seconds < 0 else 'after'}"
 
 
-_current: List[ExportRun] = []
-
-
 def begin(config: Mapping[str, Any], saved_state: Optional[Mapping[str, Any]], incremental: bool) -> ExportRun:
-    """The run the export's components share; one per source (one per process for the command)."""
-    _current[:] = [ExportRun(config, saved_state, incremental)]
-    return _current[0]
+    """The export run its components share, kept in the sync run (one per source)."""
+    sync_run.current().export = ExportRun(config, saved_state, incremental)
+    return sync_run.current().export
 
 
 def current(config: Mapping[str, Any]) -> ExportRun:
-    """The run begun by the source; components built outside a source (unit tests) get a run of their own."""
-    if not _current:
-        begin(config, None, False)
-    return _current[0]
+    """The export run begun by the source; components built outside a source (unit tests) get one of their own."""
+    return sync_run.current().export or begin(config, None, False)

@@ -4,7 +4,7 @@ Python because the CDK's api_budget (HTTPAPIBudget) cannot keep Mixpanel's limit
 DEBUG, has no cap on requests in flight, and after one 429 marks its whole window as used (a wait of an hour).
 The families and their limits are declared in manifest.yaml (`request_budget`); this module waits for them.
 
-Every request of a family takes a place in its moving window before it is sent (budget_family.Family): no more
+Every request of a family takes a place in its moving window before it is sent (budget.family.Family): no more
 than `per_window` in any window, `per_second` in any second, `in_flight` at once. Under the budget nothing waits.
 Waiting requests get places earliest window first, the order the state advances in; a run's first request of a
 family goes alone. An engage session's later pages, which Mixpanel does not count, take only a place in flight.
@@ -15,7 +15,7 @@ request at growing intervals. Only when Mixpanel keeps refusing for longer than 
 in `check`) does the request fail, with a transient error (BudgetSpent).
 
 Every wait, here or before a retry (MixpanelBackoff), is said at INFO, obeys Retry-After only where it makes sense
-(budget_family.retry_after), and ends by the run's quiet deadline: Airbyte stops a source that writes no RECORD or
+(budget.family.retry_after), and ends by the run's quiet deadline: Airbyte stops a source that writes no RECORD or
 STATE for `maxSecondsBetweenMessages` (3 h), so a wait that would outlast it fails the sync with a transient error.
 """
 
@@ -34,7 +34,7 @@ from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, Err
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel.answers import continuation_page, request_parameters
-from source_mixpanel.budget_family import QUIET_WINDOWS, Family, clock_after, duration, quiet_deadline, retry_after, too_quiet
+from source_mixpanel.budget.family import QUIET_WINDOWS, Family, clock_after, duration, quiet_deadline, retry_after, too_quiet
 
 logger = logging.getLogger("airbyte")
 
@@ -140,7 +140,7 @@ class BudgetRetries(ErrorHandler):
 
     @property
     def max_time(self) -> int:
-        """No wait outlasts the quiet deadline (budget_family.QUIET_WINDOWS), so the retry loop need not either."""
+        """No wait outlasts the quiet deadline (budget.family.QUIET_WINDOWS), so the retry loop need not either."""
         windows = [family.window for family in (self.api_budget.families if self.api_budget else [])]
         return int(QUIET_WINDOWS * max(windows, default=3600))
 

@@ -22,8 +22,8 @@ from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel import state_file
-from source_mixpanel.budget_family import sign_of_life
-from source_mixpanel.config import InvalidConfig, validate_config
+from source_mixpanel.budget.family import sign_of_life
+from source_mixpanel.config.validation import InvalidConfig, validate_config
 from source_mixpanel.source import FAILED_STREAMS_SUMMARY, SourceMixpanel, quiet_cdk_echoes
 
 
@@ -78,7 +78,7 @@ def message_to_string(message: AirbyteMessage) -> Union[str, bytes]:
 class RecordWriter:
     """Writes records to the binary stdout in batches, and every other message through the CDK's print buffer
     after the records before it, so a STATE never overtakes the records it covers. Each RECORD or STATE written is a
-    sign of life, which the budget's waits must not let age past Airbyte's limit (budget_family.quiet_deadline).
+    sign of life, which the budget's waits must not let age past Airbyte's limit (budget.family.quiet_deadline).
 
     Python because the CDK prints each message as text behind two locks of its print buffer: a record's bytes were
     decoded, copied and encoded again (about 3 us a record, and the buffer's growth in memory; docs/operations.md, Performance).

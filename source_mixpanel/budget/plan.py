@@ -8,8 +8,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
 
-from source_mixpanel.budget import RequestBudget
-from source_mixpanel.budget_family import Family, duration
+from source_mixpanel.budget.family import Family, duration
+from source_mixpanel.budget.request_budget import RequestBudget
 
 # The family each stream's requests go to (the query family otherwise). Engage, cohort members and groups page, and
 # only a query's first page takes a place in the hour (Mixpanel does not count the pages after it): one a partition.
