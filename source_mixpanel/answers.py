@@ -12,10 +12,10 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.decoders.json_decoder import JsonDecoder
 from airbyte_cdk.sources.streams.http.error_handlers import ErrorHandler
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel import sync_run
 from source_mixpanel.export.lines import has_long_digits
+from source_mixpanel.failures import config_error, transient_error
 
 logger = logging.getLogger("airbyte")
 
@@ -82,7 +82,7 @@ class AnswerCheck(ErrorHandler):
                             f"reading the query again from page 0 (profiles already read come again).")
                 return ErrorResolution(ResponseAction.RESET_PAGINATION, FailureType.transient_error, text)
             message = f"Mixpanel's engage session expired again after the query restarted from page 0 ({text}): run the sync again."
-            raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.transient_error)
+            raise transient_error(message)
         if asked.get("bookmark_id"):
             raise config_error(f"Mixpanel refused Insights report {asked['bookmark_id']} ({status}: {text}): check that "
                                 f"insights_reports lists saved Insights reports these credentials can read, by the "
@@ -150,7 +150,3 @@ def request_parameters(request: Optional[requests.PreparedRequest]) -> Dict[str,
         asked.update(parse_qsl(body))
     return asked
 
-
-def config_error(message: str, internal_message: str) -> AirbyteTracedException:
-    """A config_error: the user has something to change."""
-    return AirbyteTracedException(message=message, internal_message=internal_message, failure_type=FailureType.config_error)

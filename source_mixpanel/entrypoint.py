@@ -24,6 +24,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_mixpanel import state_file
 from source_mixpanel.budget.family import sign_of_life
 from source_mixpanel.config.validation import InvalidConfig, validate_config
+from source_mixpanel.failures import config_error
 from source_mixpanel.source import FAILED_STREAMS_SUMMARY, SourceMixpanel, quiet_cdk_echoes
 
 
@@ -182,7 +183,7 @@ def _read_state(path: str) -> List[AirbyteStateMessage]:
 
 
 def _config_error_messages(command: str, message: str) -> Iterable[str]:
-    error = AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
+    error = config_error(message)
     if command == "check":
         yield AirbyteEntrypoint.airbyte_message_to_string(error.as_connection_status_message())
     else:

@@ -4,11 +4,10 @@ import json
 from dataclasses import InitVar, dataclass, field
 from typing import Any, Dict, Mapping, Optional
 
-from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.requesters.http_requester import HttpRequester
 from airbyte_cdk.sources.declarative.transformations.transformation import RecordTransformation
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from source_mixpanel.failures import system_error
 from source_mixpanel.properties.columns import StreamColumns, stream_columns
 from source_mixpanel.properties.discovery import keeps_undiscovered, property_names
 
@@ -60,4 +59,4 @@ def _checked_id(identifier: Any, kind: str, stream_slice: Optional[Mapping[str, 
         whose, remedy = "an engage profile", ""
     odd = "without an id ($distinct_id)" if identifier is None else f"whose id is {json.dumps(identifier)[:60]}, neither text nor an integer"
     message = f"Mixpanel answered {whose} {odd}: a record needs its id, text or an integer, to be told apart, so this read stops here{remedy}."
-    raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
+    raise system_error(message)

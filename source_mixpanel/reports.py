@@ -7,13 +7,12 @@ from dataclasses import InitVar, dataclass, field
 from typing import Any, Iterable, Iterator, List, Mapping, MutableMapping, NoReturn, Tuple
 
 import requests
-from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.decoders.decoder import Decoder
 from airbyte_cdk.sources.declarative.decoders.json_decoder import JsonDecoder
 from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordExtractor
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel.answers import answer_text, request_parameters
+from source_mixpanel.failures import system_error
 
 logger = logging.getLogger("airbyte")
 
@@ -143,7 +142,7 @@ def _number_place(path: tuple) -> bool:
 
 
 def _unreadable(message: str) -> NoReturn:
-    raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
+    raise system_error(message)
 
 
 def _numbers(node: Mapping[str, Any], path: tuple, totals: List[int]) -> Iterator[Tuple[tuple, Any]]:

@@ -35,6 +35,7 @@ from source_mixpanel.budget.plan import log_plan
 from source_mixpanel.budget.request_budget import RequestBudget
 from source_mixpanel.cursors import WindowCursorFeed, keep_export_run, kept_without_cursor_value
 from source_mixpanel.export import history
+from source_mixpanel.failures import config_error
 from source_mixpanel.manifest import load_manifest
 from source_mixpanel.partition_states import PartitionStateCadence
 from source_mixpanel.properties import columns, discovery
@@ -232,7 +233,7 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
             else:
                 message = (f"The catalog names streams this connector does not have ({', '.join(sorted(unknown))}): run "
                            f"discover and select from {', '.join(stream.name for stream in streams)}.")
-            raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
+            raise config_error(message)
         planned = [stream for stream in streams if stream.name in selected]
         log_full_refresh_only(catalog, planned)
         columns.configure(catalog)

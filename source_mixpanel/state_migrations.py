@@ -7,12 +7,12 @@ from dataclasses import InitVar, dataclass, field
 from typing import Any, List, Mapping, Optional
 
 import pytz
-from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.migrations.state_migration import StateMigration
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel import sync_run
 from source_mixpanel.export.history import STORAGE_CHOICES, STORAGE_KEY
+from source_mixpanel.failures import config_error
 
 logger = logging.getLogger("airbyte")
 
@@ -71,7 +71,7 @@ class SavedStateCheck(StateMigration):
         if not (isinstance(saved, str) and saved in STORAGE_CHOICES):
             message = (f"The saved state of {self.stream} holds {STORAGE_KEY} {json.dumps(saved)[:40]}, which is neither "
                        f"utc nor project_timezone: pass the state a sync emitted, or set event_time_storage.")
-            raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
+            raise config_error(message)
 
     def _checked(self, value: Any) -> str:
         moment = self._parse(value)
@@ -99,7 +99,7 @@ class SavedStateCheck(StateMigration):
     def _error(self, what: str) -> AirbyteTracedException:
         message = (f"The saved state of {self.stream} holds {what}: pass the state a sync emitted, or reset the "
                    f"stream's state in Airbyte to read it again from start_date.")
-        return AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
+        return config_error(message)
 
 
 @dataclass

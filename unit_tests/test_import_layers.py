@@ -3,6 +3,7 @@
 Layering rule: a module imports only modules of lower layers, never one of its own layer or above. The layers,
 lowest first:
   0. leaves that import nothing of the package: the run's shared state (sync_run), the manifest loader (manifest),
+     the connector's errors as Airbyte shows them (failures),
      an export answer's lines and window (export.lines, export.response), property names and kinds, the --state
      file's shapes, the funnels' STATE cadence, and the sub-packages' docstring-only __init__s;
   1. what reads only leaves: the export's read history, one budget family, the spec's rules, Mixpanel's answers,
@@ -21,7 +22,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "source_mixpanel"
 LAYERS = [
-    {"sync_run", "manifest", "export.lines", "export.response", "properties.names", "properties.kinds", "state_file",
+    {"sync_run", "manifest", "failures", "export.lines", "export.response", "properties.names", "properties.kinds", "state_file",
      "partition_states", "export", "budget", "config", "properties"},
     {"export.history", "budget.family", "config.spec", "answers", "properties.columns"},
     {"export.body", "budget.request_budget", "properties.discovery", "config.validation", "cursors", "reports",

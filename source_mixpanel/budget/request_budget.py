@@ -27,14 +27,13 @@ from typing import Any, List, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
 import requests
-from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.interpolation import InterpolatedString
 from airbyte_cdk.sources.streams.call_rate import APIBudget
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel.answers import continuation_page, request_parameters
 from source_mixpanel.budget.family import QUIET_WINDOWS, Family, clock_after, duration, quiet_deadline, retry_after, too_quiet
+from source_mixpanel.failures import transient_error
 
 logger = logging.getLogger("airbyte")
 
@@ -185,8 +184,7 @@ class MixpanelBackoff(BackoffStrategy):
         slept = wait + 1  # the CDK's extra second
         if time.monotonic() + slept > quiet_deadline(self.window):
             message = too_quiet(failed)
-            raise AirbyteTracedException(message=message, internal_message=message,
-                                         failure_type=FailureType.transient_error)
+            raise transient_error(message)
         why = "" if asked is None else ", as its Retry-After asks" if asked <= self.LONGEST else (
             f" (its Retry-After asks for {duration(asked)}; the connector tries again sooner)")
         logger.info(f"{failed}: waiting {duration(slept)}, until {clock_after(slept)}{why}, then sending it again.")

@@ -19,6 +19,7 @@ from source_mixpanel import sync_run
 from source_mixpanel.export import history
 from source_mixpanel.export.lines import BrokenBody, NotAnEvent, events, gunzip, split_lines
 from source_mixpanel.export.response import SENT_ATTRIBUTE, SPOOL_ATTRIBUTE, window_of
+from source_mixpanel.failures import system_error
 
 logger = logging.getLogger("airbyte")
 
@@ -95,7 +96,7 @@ class ExportBodyCheck(ErrorHandler):
             return ErrorResolution(ResponseAction.RETRY, FailureType.transient_error, message)
         message = (f"The export of {window} held {not_an_event.what} at line {not_an_event.line}, again when asked a "
                    f"second time: the sync stops before any record of that window rather than skip the line.")
-        raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
+        raise system_error(message)
 
     @staticmethod
     def _disk_error(window: str, error: OSError, written: int) -> AirbyteTracedException:
@@ -103,7 +104,7 @@ class ExportBodyCheck(ErrorHandler):
         message = (f"The export of {window} cannot be spooled in {folder} ({error.strerror or error}): a window needs "
                    f"at least {max(1, written >> 20)} MB of free disk there; free some, point TMPDIR elsewhere, or set "
                    f"a smaller export_window_days.")
-        return AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
+        return system_error(message)
 
 
 class _SpoolFailed(Exception):

@@ -9,15 +9,14 @@ from dataclasses import InitVar, dataclass, field
 from typing import IO, Any, Generator, Mapping, MutableMapping, Optional
 
 import requests
-from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.decoders.decoder import Decoder
 from airbyte_cdk.sources.declarative.requesters.http_requester import HttpRequester
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel.export import history
 from source_mixpanel.export.history import DEDUP_KEY
 from source_mixpanel.export.lines import BrokenBody, NotAnEvent, events, spooled_lines, unix_time
 from source_mixpanel.export.response import SENT_ATTRIBUTE, SPOOL_ATTRIBUTE, Window, window_of
+from source_mixpanel.failures import system_error
 from source_mixpanel.properties.columns import StreamColumns, stream_columns
 from source_mixpanel.properties.discovery import keeps_undiscovered, property_names
 
@@ -46,10 +45,7 @@ class ExportDecoder(Decoder):
     def decode(self, response: requests.Response) -> Generator[MutableMapping[str, Any], None, None]:
         spool: Optional[IO[bytes]] = getattr(response, SPOOL_ATTRIBUTE, None)
         if spool is None:
-            raise AirbyteTracedException(
-                message="An export response reached the decoder without passing the body check; this is a connector bug.",
-                failure_type=FailureType.system_error,
-            )
+            raise system_error("An export response reached the decoder without passing the body check; this is a connector bug.")
         if self._columns is None:
             names = property_names("event", self.properties_requester, self.config)
             # `time` is replaced by its ISO text after shaping: its raw Unix seconds are not judged against the column.
@@ -90,7 +86,7 @@ class ExportDecoder(Decoder):
                 yield record
         except (NotAnEvent, BrokenBody) as problem:  # the body check read this same spool and passed it
             message = f"The export of {window} changed between its check and its reading ({problem}): this is a connector bug."
-            raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
+            raise system_error(message)
         if newest_received:
             run.received_until(newest_received)
         _log_window(response, window, spool, count, delivered)

@@ -20,11 +20,10 @@ from typing import IO, Any, Dict, List, Mapping, Optional, Tuple
 
 import orjson
 import requests
-from airbyte_cdk.models import FailureType
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_mixpanel import sync_run
 from source_mixpanel.export.lines import events, spooled_lines, unix_time
+from source_mixpanel.failures import config_error
 
 logger = logging.getLogger("airbyte")
 
@@ -257,7 +256,7 @@ class ExportRun:
                     message = (f"The export of {window} gives no mp_processing_time_ms to tell how the project stores "
                                f"event times: set event_time_storage to utc (projects created since 2023) or "
                                f"project_timezone (before 2023).")
-                    raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
+                    raise config_error(message)
                 return
             self._decide(told, differing, window)
 

@@ -12,10 +12,10 @@ import logging
 import threading
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
-from airbyte_cdk.models import ConfiguredAirbyteCatalog, FailureType
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+from airbyte_cdk.models import ConfiguredAirbyteCatalog
 
 from source_mixpanel import sync_run
+from source_mixpanel.failures import config_error
 from source_mixpanel.properties.kinds import INT64_MAX, INT64_MIN, is_datetime
 from source_mixpanel.properties.names import OTHER_PROPERTIES, WITH_COLUMNS, PropertyNames
 
@@ -154,7 +154,7 @@ class StreamColumns:
                        f"catalog declares {declared_kind(self.fits[name], name in self.timestamps)}, and "
                        f"the catalog has no {OTHER_PROPERTIES}, where such a value goes: select {OTHER_PROPERTIES} "
                        f"(select_properties_by_default true adds it) or refresh the source schema.")
-            raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.config_error)
+            raise config_error(message)
         with self._lock:
             first = name not in self.misfits
             self.misfits[name] = self.misfits.get(name, 0) + 1

@@ -20,6 +20,7 @@ from source_mixpanel.budget.family import BudgetSpent
 from source_mixpanel.export.history import DEDUP_KEY
 from source_mixpanel.export.lines import events, spooled_lines
 from source_mixpanel.export.response import SPOOL_ATTRIBUTE
+from source_mixpanel.failures import failure, system_error
 from source_mixpanel.properties.kinds import COLUMN_SCHEMAS, FITS, column_kind, kind_of
 from source_mixpanel.properties.names import OTHER_PROPERTIES, WITH_COLUMNS, PropertyNames
 
@@ -210,12 +211,11 @@ def sample_kinds(requester: HttpRequester, config: Mapping[str, Any]) -> Dict[st
     except AirbyteTracedException as error:
         message = (f"Discover could not read its sample of events ({first}..{last}), which types event properties: "
                    f"{error.message or 'the export failed.'}")
-        raise AirbyteTracedException(message=message, internal_message=error.internal_message,
-                                     failure_type=error.failure_type or FailureType.system_error) from error
+        raise failure(error.failure_type or FailureType.system_error, message, error.internal_message) from error
     spool = getattr(response, SPOOL_ATTRIBUTE, None)
     if spool is None:
         message = "The sample of events reached discovery without passing the export body check; this is a connector bug."
-        raise AirbyteTracedException(message=message, internal_message=message, failure_type=FailureType.system_error)
+        raise system_error(message)
     kinds: Dict[str, set] = {}
     count = raw = 0
 
