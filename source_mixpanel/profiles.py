@@ -16,7 +16,9 @@ from source_mixpanel.properties.discovery import keeps_undiscovered, property_na
 class ProfileShape(RecordTransformation):
     """Flattens an engage profile, a user's or a group's (`kind` group), to one record: its id under `id_column`,
     and `$properties` to the top level through the rename map of its kind, each value in its column when it fits
-    the column's type in the configured catalog (properties/columns.py).
+    the column's type in the configured catalog (properties/columns.py). A profile of engage's `results`, e.g.
+        {"$distinct_id": "u-17", "$properties": {"$email": "a@b.c", "$last_seen": "2025-03-01T08:00:00", "plan": "pro"}}
+    becomes {"distinct_id": "u-17", "email": "a@b.c", "last_seen": "2025-03-01T08:00:00", "plan": "pro"}.
 
     Python because the manifest's flattening cannot keep names that collide apart (see PropertyNames).
     """

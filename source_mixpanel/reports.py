@@ -29,6 +29,12 @@ class DateKeyedExtractor(RecordExtractor):
     total over the days beside it, is not a day and is left out; an answer holding any other key, a day whose value
     is not an object, or no such object at all fails its window whole, with what did not fit.
 
+    Revenue answers, for example (funnels hold `{"steps": [...], "analysis": {...}}` under each day of `data`):
+        {"computed_at": "2025-03-03T10:00:00+00:00", "status": "ok", "results": {
+            "$overall": {"amount": 12.5, "count": 4, "paid_count": 2},
+            "2025-03-01": {"amount": 12.5, "count": 4, "paid_count": 2}}}
+    and becomes one record, {"date": "2025-03-01", "amount": 12.5, "count": 4, "paid_count": 2, ...}.
+
     Python because the manifest's extractors cannot turn an object's keys into a field.
     """
 
@@ -74,6 +80,11 @@ class InsightsNumbers(RecordExtractor):
     computed_at}. Every `$overall` key is a total over the keys beside it, not a number of its own, and is left
     out (docs/streams.md, insights); the report's INFO line counts them. A report holding anything else (a value that is
     not a number or null, a number whose last key is not a date or `all`) fails whole, with what did not fit.
+
+    A report broken down by browser answers, for example:
+        {"computed_at": "...", "date_range": {...}, "headers": ["$event", "$browser"], "series": {
+            "Signed up": {"$overall": {"all": 9}, "Chrome": {"2025-03-01T00:00:00+00:00": 7}, "Safari": {...}}}}
+    and the 7 becomes {"metric": "Signed up", "breakdown": {"$browser": "Chrome"}, "date": "2025-03-01...", "value": 7, ...}.
 
     Python because the manifest's extractors cannot walk a nesting of any depth or name its levels from the
     answer's own headers.
