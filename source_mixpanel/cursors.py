@@ -102,8 +102,3 @@ def keep_export_run(cursor: ConcurrentCursor, run: history.ExportRun) -> None:
 
     converter.convert_to_state_message = with_read
     cursor._connector_state_converter = converter
-
-
-def kept_without_cursor_value(should_be_synced: Callable[[Record], bool], cursor_field: str) -> Callable[[Record], bool]:
-    """A record without a cursor value is kept, as the CDK keeps it, without the CDK's warning on every full read."""
-    return lambda record: record.data.get(cursor_field) is None or should_be_synced(record)

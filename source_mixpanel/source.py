@@ -33,7 +33,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_mixpanel import state_file, sync_run
 from source_mixpanel.budget.plan import log_plan
 from source_mixpanel.budget.request_budget import RequestBudget
-from source_mixpanel.cursors import WindowCursorFeed, keep_export_run, kept_without_cursor_value
+from source_mixpanel.cursors import WindowCursorFeed, keep_export_run
 from source_mixpanel.export import history
 from source_mixpanel.failures import config_error
 from source_mixpanel.manifest import load_manifest
@@ -187,7 +187,6 @@ class SourceMixpanel(ConcurrentDeclarativeSource):
                 # The export cursor keeps Mixpanel's day labels: local wall times in a project that stores them.
                 cursor_value = self.export_run.cursor_time if stream.name == "export" else (lambda value: value)
                 WindowCursorFeed(cursor, key, stream.name, cursor_value)
-                cursor.should_be_synced = kept_without_cursor_value(cursor.should_be_synced, key)
             if stream.name == "export" and isinstance(cursor, ConcurrentCursor):
                 keep_export_run(cursor, self.export_run)
             if isinstance(cursor, ConcurrentPerPartitionCursor):

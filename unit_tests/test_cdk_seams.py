@@ -202,7 +202,7 @@ def test_the_cdks_serializer_drops_a_null_at_the_top_of_a_record_and_ours_keeps_
 
 
 def test_no_stream_filters_its_records_by_cursor_so_no_record_meets_should_be_synced():
-    # source.py wraps each cursor's should_be_synced (kept_without_cursor_value); in this CDK only a client-side
-    # incremental filter calls it, and no stream has one. A CDK that adds one to every stream makes the wrapper live.
+    # In this CDK only a client-side incremental filter calls a cursor's should_be_synced, and no stream has one; a CDK
+    # that adds one to every stream would drop or warn on records by cursor value, which the windows already bound.
     _, filters = built_while(lambda: SourceMixpanel(config=CONFIG).streams(CONFIG), ClientSideIncrementalRecordFilterDecorator)
     assert filters == []
